@@ -1,0 +1,171 @@
+//! `App`: the cheap-clone handles every part of the process shares, and `run`, which starts the
+//! long-running parts on given listeners and stops them on a shutdown signal.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::queue::{OpenReport, Queue, QueueConfig};
+use crate::store::Store;
+
+/// The time source. Tests drive a manual clock instead of sleeping.
+#[derive(Clone)]
+pub enum Clock {
+    System,
+    Manual(Arc<AtomicI64>),
+}
+
+impl Clock {
+    pub fn manual(start_ms: i64) -> Self {
+        Clock::Manual(Arc::new(AtomicI64::new(start_ms)))
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        match self {
+            Clock::System => jiff::Timestamp::now().as_millisecond(),
+            Clock::Manual(t) => t.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Moves a manual clock forward; a no-op on the system clock.
+    pub fn advance_ms(&self, ms: i64) {
+        if let Clock::Manual(t) = self {
+            t.fetch_add(ms, Ordering::SeqCst);
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub queue: Queue,
+    pub clock: Clock,
+    /// The bearer token of the admin API.
+    pub admin_token: Arc<SecretString>,
+}
+
+/// Why the stores could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
+    #[error("cannot prepare the admin token at {path}: {source}")]
+    Token {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl OpenError {
+    /// Whether another process holds the files.
+    pub fn is_locked(&self) -> bool {
+        matches!(
+            self,
+            OpenError::Store(crate::store::StoreError::Locked)
+                | OpenError::Queue(crate::queue::QueueError::Locked)
+        )
+    }
+}
+
+impl App {
+    /// Opens both stores in the configured data dir.
+    pub fn open(config: Config, clock: Clock) -> Result<(Self, OpenReport), OpenError> {
+        let data_dir = config.storage.data_dir.clone();
+        let store = Store::open(&data_dir)?;
+        let (queue, report) =
+            Queue::open(&data_dir, QueueConfig::from_config(&config), clock.now_ms())?;
+        let admin_token = match &config.web.admin_token {
+            Some(t) => t.clone(),
+            None => load_or_create_token(&config.admin_token_path())?,
+        };
+        Ok((
+            Self {
+                config: Arc::new(config),
+                store,
+                queue,
+                clock,
+                admin_token: Arc::new(admin_token),
+            },
+            report,
+        ))
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Runs blocking storage work off the async runtime.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&App) -> T + Send + 'static,
+    ) -> T {
+        let app = self.clone();
+        match tokio::task::spawn_blocking(move || f(&app)).await {
+            Ok(v) => v,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+}
+
+/// Reads the generated admin token, creating it (mode 0600) on first start.
+pub fn load_or_create_token(path: &Path) -> Result<SecretString, OpenError> {
+    let err = |source| OpenError::Token {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => {
+            return Ok(SecretString::from(text.trim().to_string()));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    let token: String = {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        (0..40)
+            .map(|_| {
+                let c = rng.random_range(0..62u8);
+                char::from(match c {
+                    0..=9 => b'0' + c,
+                    10..=35 => b'a' + c - 10,
+                    _ => b'A' + c - 36,
+                })
+            })
+            .collect()
+    };
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(err)?;
+    file.write_all(token.as_bytes()).map_err(err)?;
+    file.sync_all().map_err(err)?;
+    Ok(SecretString::from(token))
+}
+
+/// Runs everything until `shutdown` resolves: reconciles the stores, then serves the web
+/// listener. Later parts (bot, workers) start here too.
+pub async fn run(
+    app: App,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let report = app.blocking(crate::ops::reconcile).await?;
+    if !report.is_empty() {
+        tracing::warn!(?report, "reconciled the stores after an unclean stop");
+    }
+    crate::web::serve(app, listener, shutdown).await
+}

@@ -1,0 +1,132 @@
+//! `qwenedit admin ...`: top-ups, user summaries, ledger verification.
+
+use std::path::Path;
+
+use clap::{Args, Subcommand};
+
+use super::target::{Target, connect};
+use super::{CliError, load_config, logging, render};
+use crate::domain::{Points, UserId};
+use crate::ops::{self, OpsError, TopupOutcome, TopupRequest, UserView};
+use crate::store::LedgerCheck;
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Add points to a user's balance.
+    Topup(TopupArgs),
+    /// Show a user: balance, recent ledger entries, recent jobs.
+    User {
+        /// Telegram user id.
+        id: String,
+    },
+    /// Ledger checks.
+    Ledger {
+        /// Recompute every balance from the ledger and report differences.
+        #[arg(long)]
+        verify: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct TopupArgs {
+    /// Telegram user id.
+    pub id: String,
+    /// Points to add (a positive whole number).
+    #[arg(allow_hyphen_values = true)]
+    pub points: String,
+    /// Why (kept in the ledger).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Create the user if they have not used the bot yet.
+    #[arg(long)]
+    pub create: bool,
+    /// Makes a repeated command harmless: the same key is applied once.
+    #[arg(long)]
+    pub key: Option<String>,
+}
+
+fn parse_user(text: &str) -> Result<UserId, CliError> {
+    text.parse().map_err(|_| {
+        CliError(format!(
+            "{text:?} is not a Telegram user id (a whole number)"
+        ))
+    })
+}
+
+fn ops_error(e: OpsError) -> CliError {
+    match e {
+        OpsError::UnknownUser(id) => CliError(format!(
+            "unknown user {id}: they have not used the bot yet (add --create to top up anyway)"
+        )),
+        other => CliError(other.to_string()),
+    }
+}
+
+pub fn run(config_path: &Path, command: AdminCommand) -> Result<(), CliError> {
+    logging::init_quiet();
+    let config = load_config(config_path)?;
+    match command {
+        AdminCommand::Topup(args) => {
+            let user = parse_user(&args.id)?;
+            let points = Points::parse_positive(&args.points)?;
+            let outcome: TopupOutcome = match connect(config)? {
+                Target::Direct(app) => ops::topup(
+                    &app,
+                    TopupRequest {
+                        user,
+                        points,
+                        note: args.reason,
+                        create: args.create,
+                        idempotency_key: args.key,
+                    },
+                )
+                .map_err(ops_error)?,
+                Target::Daemon(d) => d
+                    .post(
+                        &format!("/users/{user}/topup"),
+                        &serde_json::json!({
+                            "points": points.get(),
+                            "reason": args.reason,
+                            "create": args.create,
+                            "idempotency_key": args.key,
+                        }),
+                    )
+                    .map_err(|e| unknown_user_hint(e, user))?,
+            };
+            print!("{}", render::topup(&outcome));
+        }
+        AdminCommand::User { id } => {
+            let user = parse_user(&id)?;
+            let view: UserView = match connect(config)? {
+                Target::Direct(app) => ops::user_summary(&app, user, 20).map_err(ops_error)?.into(),
+                Target::Daemon(d) => d.get(&format!("/users/{user}"))?,
+            };
+            print!("{}", render::user(&view));
+        }
+        AdminCommand::Ledger { verify } => {
+            if !verify {
+                return Err(CliError(
+                    "say what to do: `qwenedit admin ledger --verify`".into(),
+                ));
+            }
+            let check: LedgerCheck = match connect(config)? {
+                Target::Direct(app) => ops::verify_ledger(&app).map_err(ops_error)?,
+                Target::Daemon(d) => d.get("/ledger/verify")?,
+            };
+            print!("{}", render::ledger_check(&check));
+            if !check.is_consistent() {
+                return Err(CliError("the ledger is inconsistent".into()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The daemon's "unknown user" message gets the same hint as the direct path.
+fn unknown_user_hint(e: CliError, user: UserId) -> CliError {
+    if e.0.starts_with("unknown user") {
+        ops_error(OpsError::UnknownUser(user))
+    } else {
+        e
+    }
+}

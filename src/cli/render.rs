@@ -1,0 +1,125 @@
+//! Text the operator reads in the terminal.
+
+use std::fmt::Write;
+
+use crate::ops::{TopupOutcome, UserView};
+use crate::store::LedgerCheck;
+
+fn time(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+pub fn topup(o: &TopupOutcome) -> String {
+    let mut s = String::new();
+    if o.created_user {
+        let _ = writeln!(s, "created user {}", o.user);
+    }
+    if o.duplicate {
+        let _ = writeln!(
+            s,
+            "already applied (same key): nothing changed; user {} has {} points",
+            o.user, o.balance
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "added {} points to user {}; balance is now {}",
+            o.points, o.user, o.balance
+        );
+    }
+    s
+}
+
+pub fn user(v: &UserView) -> String {
+    let mut s = String::new();
+    let name = v
+        .username
+        .as_deref()
+        .map(|u| format!(" (@{u})"))
+        .unwrap_or_default();
+    let _ = writeln!(s, "user {}{name}", v.id);
+    let _ = writeln!(s, "  balance:   {} points", v.balance);
+    let _ = writeln!(s, "  language:  {}", v.language.as_deref().unwrap_or("-"));
+    let _ = writeln!(s, "  joined:    {}", time(v.created_ms));
+    let _ = writeln!(s, "  last seen: {}", time(v.last_seen_ms));
+    let flags: Vec<&str> = [
+        (v.admin, "admin"),
+        (v.unlimited, "unlimited"),
+        (v.banned, "banned"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    let _ = writeln!(
+        s,
+        "  flags:     {}",
+        if flags.is_empty() {
+            "-".to_string()
+        } else {
+            flags.join(", ")
+        }
+    );
+    let _ = writeln!(s, "ledger (newest first):");
+    if v.ledger.is_empty() {
+        let _ = writeln!(s, "  (none)");
+    }
+    for e in &v.ledger {
+        let note = e
+            .note
+            .as_deref()
+            .map(|n| format!("  \"{n}\""))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "  #{:<5} {}  {:>+7}  {:<12}{note}",
+            e.id,
+            time(e.at_ms),
+            e.delta,
+            e.reason
+        );
+    }
+    let _ = writeln!(s, "jobs (newest first):");
+    if v.jobs.is_empty() {
+        let _ = writeln!(s, "  (none)");
+    }
+    for j in &v.jobs {
+        let _ = writeln!(
+            s,
+            "  {}  {}  {:<13} {:>4} points  {}",
+            j.id,
+            time(j.created_ms),
+            j.state,
+            j.price,
+            j.preset.as_deref().unwrap_or(&j.workflow)
+        );
+    }
+    s
+}
+
+pub fn ledger_check(c: &LedgerCheck) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "checked {} users and {} ledger entries",
+        c.users, c.entries
+    );
+    if c.is_consistent() {
+        let _ = writeln!(s, "ok: every balance equals the sum of its entries");
+        return s;
+    }
+    for (user, cached, computed) in &c.mismatches {
+        let _ = writeln!(
+            s,
+            "MISMATCH user {user}: balance {cached}, entries sum to {computed}"
+        );
+    }
+    for user in &c.negative {
+        let _ = writeln!(s, "NEGATIVE user {user}");
+    }
+    for key in &c.bad_keys {
+        let _ = writeln!(s, "BAD KEY {key}");
+    }
+    s
+}

@@ -1,0 +1,147 @@
+//! Configuration: one TOML file plus `QWENEDIT_<SECTION>__<KEY>` environment overrides, parsed
+//! once into typed, validated values. Errors name the key and say what was expected.
+
+mod env;
+mod raw;
+mod values;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::civil::{Time, Weekday};
+use secrecy::SecretString;
+
+pub use values::parse_duration;
+
+/// The path used when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/qwenedit/config.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the config file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Key { key: String, message: String },
+}
+
+impl ConfigError {
+    pub(crate) fn key(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Key {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub telegram: Telegram,
+    pub storage: Storage,
+    pub comfyui: Comfyui,
+    pub web: Web,
+    pub billing: Billing,
+    pub queue: Queue,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone)]
+pub struct Telegram {
+    /// `None` when no token is configured: the bot part stays off.
+    pub token: Option<SecretString>,
+    pub api_url: reqwest::Url,
+    pub admins: Vec<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Storage {
+    pub data_dir: PathBuf,
+    /// fsync every queue transition (`true`, the default) or leave it in OS buffers, which
+    /// survives a killed process but not a power loss.
+    pub queue_fsync: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Comfyui {
+    pub backends: Vec<reqwest::Url>,
+    pub workflows_dir: PathBuf,
+    pub job_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Web {
+    pub listen: SocketAddr,
+    /// The admin API token; when absent one is generated into the data dir on first start.
+    pub admin_token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Billing {
+    pub welcome_points: u32,
+    pub edit_price: u32,
+    pub weekly_bonus: u32,
+    pub weekly_bonus_day: Weekday,
+    pub weekly_bonus_time: Time,
+    pub unlimited_users: Vec<i64>,
+    pub test_mode: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Queue {
+    pub max_attempts: u32,
+    pub lease_ttl: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Finished jobs kept for "my recent edits" and the status page.
+    pub history_limit: usize,
+    /// Users whose jobs go to the priority lane.
+    pub priority_users: Vec<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Log {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Config {
+    /// Reads the file at `path` and applies the process environment's overrides.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, path, std::env::vars())
+    }
+
+    /// Parses config text with the given environment (tests pass their own).
+    pub fn from_toml(
+        text: &str,
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: e.message().to_string(),
+        })?;
+        env::apply_overrides(&mut table, env)?;
+        let raw = raw::RawConfig::from_table(table)?;
+        raw.validate(path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// The path of the generated admin token inside the data dir.
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.storage.data_dir.join("admin.token")
+    }
+}

@@ -1,0 +1,11 @@
+//! Pure domain types: ids, points, jobs, ledger reasons. No I/O, no async, no storage formats.
+
+pub mod ids;
+pub mod job;
+pub mod ledger;
+pub mod points;
+
+pub use ids::{JobId, LeaseToken, UserId};
+pub use job::{JobError, JobSpec, JobState, Lane};
+pub use ledger::Reason;
+pub use points::Points;

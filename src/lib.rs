@@ -1,0 +1,12 @@
+//! qwenedit: a Telegram bot that edits photos with Qwen-Image-Edit in a local ComfyUI, sold for
+//! points. Modules in reading order; ARCHITECTURE.md has the map and the invariants.
+
+pub mod app;
+pub mod cli;
+pub mod codec;
+pub mod config;
+pub mod domain;
+pub mod ops;
+pub mod queue;
+pub mod store;
+pub mod web;

@@ -1,0 +1,64 @@
+//! Use cases. The bot, the web handlers and the CLI each parse their input, call one function
+//! here and render its typed outcome; rules about points and jobs live only here.
+//! Functions are synchronous (storage is blocking): async callers use `App::blocking`.
+
+mod backup;
+mod jobs;
+mod reconcile;
+mod users;
+mod views;
+
+pub use backup::{BackupReport, backup};
+pub use jobs::{Submitted, cancel_job, job, price_for, settle_job, submit_edit};
+pub use reconcile::{ReconcileReport, reconcile};
+pub use users::{
+    TopupOutcome, TopupRequest, UserSummary, register_user, topup, user_summary, verify_ledger,
+};
+pub use views::{JobView, LedgerEntryView, UserView};
+
+use crate::domain::{JobId, JobState, UserId};
+use crate::queue::QueueError;
+use crate::store::StoreError;
+
+/// What can go wrong in a use case, in words callers act on.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("unknown user {0}")]
+    UnknownUser(UserId),
+    #[error("not enough points: need {need}, have {have}")]
+    InsufficientPoints { need: u32, have: i64 },
+    #[error("user {0} is banned")]
+    Banned(UserId),
+    #[error("unknown job {0}")]
+    UnknownJob(JobId),
+    #[error("job {job} is {} and cannot be cancelled", state.as_str())]
+    NotCancellable { job: JobId, state: JobState },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(StoreError),
+    #[error(transparent)]
+    Queue(QueueError),
+}
+
+impl From<StoreError> for OpsError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::UnknownUser(u) => OpsError::UnknownUser(u),
+            StoreError::InsufficientPoints { need, have } => {
+                OpsError::InsufficientPoints { need, have }
+            }
+            other => OpsError::Store(other),
+        }
+    }
+}
+
+impl From<QueueError> for OpsError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::UnknownJob(j) => OpsError::UnknownJob(j),
+            QueueError::NotCancellable { job, state } => OpsError::NotCancellable { job, state },
+            other => OpsError::Queue(other),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Users and balances: registration with the welcome bonus, operator top-ups, summaries.
+
+use serde::Serialize;
+
+use super::OpsError;
+use crate::app::App;
+use crate::domain::{Points, UserId};
+use crate::queue::JobRecord;
+use crate::store::{Credit, LedgerCheck, LedgerEntry, UserRecord};
+
+pub use crate::store::{NewUser, Registered};
+
+/// Registers a user on first contact (welcome points credited exactly once).
+pub fn register_user(app: &App, id: UserId, who: NewUser) -> Result<Registered, OpsError> {
+    let welcome = app.config.billing.welcome_points;
+    Ok(app.store.register(id, who, welcome, app.now_ms())?)
+}
+
+#[derive(Clone, Debug)]
+pub struct TopupRequest {
+    pub user: UserId,
+    pub points: Points,
+    pub note: Option<String>,
+    /// Create the user if unknown (points promised before their first /start).
+    pub create: bool,
+    /// Makes a repeated request harmless; a fresh one is made when absent.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct TopupOutcome {
+    pub user: i64,
+    pub points: u32,
+    pub balance: i64,
+    /// The same idempotency key was used before: nothing changed.
+    pub duplicate: bool,
+    pub created_user: bool,
+}
+
+pub fn topup(app: &App, req: TopupRequest) -> Result<TopupOutcome, OpsError> {
+    let now = app.now_ms();
+    let mut created_user = false;
+    if app.store.user(req.user)?.is_none() {
+        if !req.create {
+            return Err(OpsError::UnknownUser(req.user));
+        }
+        created_user = app
+            .store
+            .register(req.user, NewUser::default(), 0, now)?
+            .created;
+    }
+    let key = match req.idempotency_key {
+        Some(k) if k.trim().is_empty() || k.len() > 200 => {
+            return Err(OpsError::Invalid(
+                "the idempotency key must be 1 to 200 characters".into(),
+            ));
+        }
+        Some(k) => format!("topup:{}", k.trim()),
+        None => format!("topup:{}", ulid::Ulid::new()),
+    };
+    let posted = app.store.credit(Credit::topup(
+        req.user,
+        req.points.get(),
+        key,
+        req.note.filter(|n| !n.trim().is_empty()),
+        now,
+    ))?;
+    tracing::info!(user = %req.user, points = req.points.get(), duplicate = posted.is_duplicate(), "top-up");
+    Ok(TopupOutcome {
+        user: req.user.get(),
+        points: req.points.get(),
+        balance: posted.balance(),
+        duplicate: posted.is_duplicate(),
+        created_user,
+    })
+}
+
+#[derive(Clone, Debug)]
+pub struct UserSummary {
+    pub user: UserRecord,
+    pub balance: i64,
+    pub ledger: Vec<LedgerEntry>,
+    pub jobs: Vec<JobRecord>,
+}
+
+pub fn user_summary(app: &App, id: UserId, tail: usize) -> Result<UserSummary, OpsError> {
+    let user = app.store.user(id)?.ok_or(OpsError::UnknownUser(id))?;
+    Ok(UserSummary {
+        user,
+        balance: app.store.balance(id)?,
+        ledger: app.store.ledger_tail(id, tail)?,
+        jobs: app.queue.recent_for_user(id, tail)?,
+    })
+}
+
+pub fn verify_ledger(app: &App) -> Result<LedgerCheck, OpsError> {
+    Ok(app.store.verify_ledger()?)
+}

@@ -1,0 +1,51 @@
+//! The HTTP server: health, status JSON and the admin API. Only this module knows axum.
+
+mod api;
+mod auth;
+mod error;
+mod status;
+
+use std::future::Future;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+
+use crate::app::App;
+
+pub use status::{StatusReport, status_report};
+
+pub fn router(app: App) -> Router {
+    let admin = Router::new()
+        .route("/users/{id}", get(api::get_user))
+        .route("/users/{id}/topup", post(api::topup))
+        .route("/ledger/verify", get(api::verify_ledger))
+        .route("/jobs", post(api::submit_job))
+        .route("/jobs/{id}", get(api::get_job))
+        .route("/jobs/{id}/cancel", post(api::cancel_job))
+        .route("/backup", post(api::backup))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::require_admin,
+        ));
+    Router::new()
+        .route("/healthz", get(status::healthz))
+        .route("/api/status", get(status::status_json))
+        .nest("/api/v1", admin)
+        .fallback(error::not_found)
+        .with_state(app)
+}
+
+/// Serves until `shutdown` resolves, then finishes the requests in flight.
+pub async fn serve(
+    app: App,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "web server listening");
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! `/healthz` and the status JSON.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+
+use crate::app::App;
+use crate::queue::Depth;
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+#[derive(Serialize, Debug)]
+pub struct StatusReport {
+    pub version: &'static str,
+    pub queue: Depth,
+    pub users: u64,
+    pub store_bytes: u64,
+    pub queue_bytes: u64,
+}
+
+pub fn status_report(app: &App) -> StatusReport {
+    StatusReport {
+        version: env!("CARGO_PKG_VERSION"),
+        queue: app.queue.depth(),
+        users: app.store.user_count().unwrap_or(0),
+        store_bytes: app.store.file_size(),
+        queue_bytes: app.queue.disk_space(),
+    }
+}
+
+pub async fn status_json(State(app): State<App>) -> Json<StatusReport> {
+    Json(app.blocking(status_report).await)
+}
