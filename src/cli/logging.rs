@@ -4,9 +4,20 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{Log, LogFormat};
 
+/// The storage engines log routine maintenance at info; keep them to warnings unless asked.
+const QUIET_DEPS: &str = "fjall=warn,lsm_tree=warn";
+
+fn with_quiet_deps(level: &str) -> String {
+    if level.contains("fjall") || level.contains("lsm_tree") {
+        level.to_string()
+    } else {
+        format!("{level},{QUIET_DEPS}")
+    }
+}
+
 pub fn init(log: &Log) {
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&log.level))
+        .or_else(|_| EnvFilter::try_new(with_quiet_deps(&log.level)))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,0 +1,9 @@
+//! The one integration test binary: the real app against fakes, real storage in temp dirs.
+
+mod support;
+
+mod cli_admin;
+mod config;
+mod crash;
+mod ledger_props;
+mod queue;
