@@ -8,5 +8,6 @@ pub mod config;
 pub mod domain;
 pub mod ops;
 pub mod queue;
+pub mod media;
 pub mod store;
 pub mod web;
