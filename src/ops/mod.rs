@@ -35,6 +35,8 @@ pub enum OpsError {
     NotCancellable { job: JobId, state: JobState },
     #[error("{0}")]
     Invalid(String),
+    #[error("the idempotency key was already used for a different request")]
+    KeyConflict,
     #[error(transparent)]
     Store(StoreError),
     #[error(transparent)]
@@ -48,6 +50,7 @@ impl From<StoreError> for OpsError {
             StoreError::InsufficientPoints { need, have } => {
                 OpsError::InsufficientPoints { need, have }
             }
+            StoreError::KeyConflict { .. } => OpsError::KeyConflict,
             other => OpsError::Store(other),
         }
     }

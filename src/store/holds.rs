@@ -63,7 +63,7 @@ impl Store {
                 .map_err(db)?;
             drop(holds);
             let balance = if amount > 0 {
-                post(
+                let posted = post(
                     txn,
                     &Credit {
                         user,
@@ -75,8 +75,14 @@ impl Store {
                         note: None,
                         at_ms: now_ms,
                     },
-                )?
-                .balance()
+                )?;
+                if posted.is_duplicate() {
+                    // A fresh hold's key cannot have been used: refuse rather than hold for free.
+                    return Err(StoreError::KeyConflict {
+                        key: format!("hold:{job}"),
+                    });
+                }
+                posted.balance()
             } else {
                 // Free jobs (admins, unlimited users, test mode) still get a hold record, so
                 // the same protocol covers them; they move no points.
@@ -199,19 +205,22 @@ impl Store {
                         format!("release:{job}"),
                     ),
                 };
-                post(
+                let posted = post(
                     txn,
                     &Credit {
                         user: record.user,
                         delta,
                         reason,
-                        key,
+                        key: key.clone(),
                         job: Some(job),
                         reference: None,
                         note: None,
                         at_ms: now_ms,
                     },
                 )?;
+                if posted.is_duplicate() {
+                    return Err(StoreError::KeyConflict { key });
+                }
             }
             txn.open_table(OPEN_HOLDS)
                 .map_err(db)?
@@ -224,5 +233,32 @@ impl Store {
                 .map_err(db)?;
             Ok(SettleOutcome::Settled(record))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Credit, NewUser};
+
+    /// A hold whose key was already used by something else must not hold for free (found by
+    /// the ledger property test's author: the release would then mint points).
+    #[test]
+    fn a_hold_key_used_elsewhere_is_a_conflict_not_a_free_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let user = UserId::new(1);
+        store.register(user, NewUser::default(), 10, 0).unwrap();
+        let job = JobId::new();
+        store
+            .credit(Credit::topup(user, 1, format!("hold:{job}"), None, 0))
+            .unwrap();
+        assert!(matches!(
+            store.hold(job, user, 5, b"", 0),
+            Err(StoreError::KeyConflict { .. })
+        ));
+        assert_eq!(store.balance(user).unwrap(), 11);
+        assert_eq!(store.hold_of(job).unwrap(), None);
+        assert!(store.verify_ledger().unwrap().is_consistent());
     }
 }

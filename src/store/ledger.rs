@@ -85,6 +85,17 @@ pub(super) fn post(txn: &WriteTransaction, c: &Credit) -> Result<Posted, StoreEr
     let mut balances = txn.open_table(BALANCES).map_err(db)?;
     let balance = balances.get(c.user.get()).map_err(db)?.map(|g| g.value());
     if let Some(entry_id) = idem.get(c.key.as_str()).map_err(db)?.map(|g| g.value()) {
+        // The same key must mean the same change: same user, same amount, same reason.
+        let same = match txn.open_table(LEDGER).map_err(db)?.get(entry_id).map_err(db)? {
+            Some(bytes) => {
+                let e: LedgerEntry = decode(bytes.value())?;
+                e.user == c.user && e.delta == c.delta && e.reason == c.reason
+            }
+            None => false,
+        };
+        if !same {
+            return Err(StoreError::KeyConflict { key: c.key.clone() });
+        }
         return Ok(Posted::Duplicate {
             entry_id,
             balance: balance.unwrap_or(0),

@@ -41,6 +41,8 @@ pub enum StoreError {
     UnknownUser(UserId),
     #[error("not enough points: need {need}, have {have}")]
     InsufficientPoints { need: u32, have: i64 },
+    #[error("the idempotency key {key:?} was already used for something else")]
+    KeyConflict { key: String },
     #[error("no hold for job {0}")]
     NoHold(JobId),
     #[error("the hold of job {job} is already {state:?}")]

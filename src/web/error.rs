@@ -56,6 +56,7 @@ impl From<OpsError> for ApiError {
             OpsError::Banned(_) => (StatusCode::FORBIDDEN, "banned"),
             OpsError::NotCancellable { .. } => (StatusCode::CONFLICT, "not_cancellable"),
             OpsError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            OpsError::KeyConflict => (StatusCode::CONFLICT, "idempotency_conflict"),
             OpsError::Store(_) | OpsError::Queue(_) => {
                 tracing::error!(error = %e, "storage failure in the admin API");
                 return ApiError::new(
