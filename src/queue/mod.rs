@@ -466,7 +466,9 @@ impl Queue {
         let record = {
             let mut st = self.lock();
             let Some(mut record) = st.jobs.get(&job).cloned() else {
-                return match self.get(job)? {
+                // Not active: finished (read without `get`, which would take the lock again)
+                // or unknown.
+                return match self.finished_record(job)? {
                     Some(r) => Err(QueueError::NotCancellable {
                         job,
                         state: r.state(),
@@ -521,6 +523,11 @@ impl Queue {
         if let Some(r) = self.lock().jobs.get(&job) {
             return Ok(Some(r.clone()));
         }
+        self.finished_record(job)
+    }
+
+    /// A job from the retained history; takes no lock.
+    fn finished_record(&self, job: JobId) -> Result<Option<JobRecord>, QueueError> {
         match self.inner.finished.get(job.to_bytes())? {
             Some(bytes) => Ok(Some(decode(&bytes)?)),
             None => Ok(None),
