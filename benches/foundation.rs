@@ -54,9 +54,7 @@ fn queue_cycles(total: u64) {
                 .lease_next("bench", now, Duration::from_secs(60))
                 .unwrap()
                 .expect("a job is ready");
-            queue
-                .complete(&lease, JobResult::default(), now)
-                .unwrap();
+            queue.complete(&lease, JobResult::default(), now).unwrap();
             done += 1;
         }
         let secs = start.elapsed().as_secs_f64();
@@ -65,7 +63,11 @@ fn queue_cycles(total: u64) {
             from,
             mark,
             (mark - from) as f64 / secs,
-            if i == marks.len() - 1 { "  (final window)" } else { "" }
+            if i == marks.len() - 1 {
+                "  (final window)"
+            } else {
+                ""
+            }
         );
     }
     println!("  queue on disk: {} MiB", queue.disk_space() / (1 << 20));

@@ -4,10 +4,11 @@
 pub mod app;
 pub mod cli;
 pub mod codec;
+pub mod comfy;
 pub mod config;
 pub mod domain;
+pub mod media;
 pub mod ops;
 pub mod queue;
-pub mod media;
 pub mod store;
 pub mod web;

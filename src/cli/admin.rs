@@ -55,10 +55,20 @@ fn parse_user(text: &str) -> Result<UserId, CliError> {
 
 fn ops_error(e: OpsError) -> CliError {
     match e {
+        OpsError::UnknownUser(id) => {
+            CliError(format!("unknown user {id}: they have not used the bot yet"))
+        }
+        other => CliError(other.to_string()),
+    }
+}
+
+/// For top-ups, an unknown user gets the way out.
+fn topup_error(e: OpsError) -> CliError {
+    match e {
         OpsError::UnknownUser(id) => CliError(format!(
             "unknown user {id}: they have not used the bot yet (add --create to top up anyway)"
         )),
-        other => CliError(other.to_string()),
+        other => ops_error(other),
     }
 }
 
@@ -80,7 +90,7 @@ pub fn run(config_path: &Path, command: AdminCommand) -> Result<(), CliError> {
                         idempotency_key: args.key,
                     },
                 )
-                .map_err(ops_error)?,
+                .map_err(topup_error)?,
                 Target::Daemon(d) => d
                     .post(
                         &format!("/users/{user}/topup"),
@@ -91,7 +101,7 @@ pub fn run(config_path: &Path, command: AdminCommand) -> Result<(), CliError> {
                             "idempotency_key": args.key,
                         }),
                     )
-                    .map_err(|e| unknown_user_hint(e, user))?,
+                    .map_err(|e| unknown_user_hint(e, user, topup_error))?,
             };
             print!("{}", render::topup(&outcome));
         }
@@ -99,7 +109,9 @@ pub fn run(config_path: &Path, command: AdminCommand) -> Result<(), CliError> {
             let user = parse_user(&id)?;
             let view: UserView = match connect(config)? {
                 Target::Direct(app) => ops::user_summary(&app, user, 20).map_err(ops_error)?.into(),
-                Target::Daemon(d) => d.get(&format!("/users/{user}"))?,
+                Target::Daemon(d) => d
+                    .get(&format!("/users/{user}"))
+                    .map_err(|e| unknown_user_hint(e, user, ops_error))?,
             };
             print!("{}", render::user(&view));
         }
@@ -122,10 +134,10 @@ pub fn run(config_path: &Path, command: AdminCommand) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The daemon's "unknown user" message gets the same hint as the direct path.
-fn unknown_user_hint(e: CliError, user: UserId) -> CliError {
+/// The daemon's "unknown user" answer reads the same as the direct path's.
+fn unknown_user_hint(e: CliError, user: UserId, render: fn(OpsError) -> CliError) -> CliError {
     if e.0.starts_with("unknown user") {
-        ops_error(OpsError::UnknownUser(user))
+        render(OpsError::UnknownUser(user))
     } else {
         e
     }

@@ -53,7 +53,7 @@ impl<E: std::fmt::Display> From<E> for CliError {
 }
 
 pub fn load_config(path: &std::path::Path) -> Result<Config, CliError> {
-    Config::load(path).map_err(|e| CliError(format!("config: {e}")))
+    Config::load(path).map_err(|e| CliError(e.to_string()))
 }
 
 pub fn main(cli: Cli) -> ExitCode {

@@ -71,14 +71,14 @@ pub fn user(v: &UserView) -> String {
             .as_deref()
             .map(|n| format!("  \"{n}\""))
             .unwrap_or_default();
-        let _ = writeln!(
-            s,
+        let line = format!(
             "  #{:<5} {}  {:>+7}  {:<12}{note}",
             e.id,
             time(e.at_ms),
             e.delta,
             e.reason
         );
+        let _ = writeln!(s, "{}", line.trim_end());
     }
     let _ = writeln!(s, "jobs (newest first):");
     if v.jobs.is_empty() {

@@ -69,8 +69,16 @@ pub struct Storage {
 #[derive(Debug, Clone)]
 pub struct Comfyui {
     pub backends: Vec<reqwest::Url>,
+    /// Shipped workflows; `extra_workflows_dir` (the operator's) overrides files of the same name.
     pub workflows_dir: PathBuf,
+    pub extra_workflows_dir: Option<PathBuf>,
+    /// The workflow of jobs that name none (own prompts).
+    pub default_workflow: String,
     pub job_timeout: Duration,
+    /// Jobs kept submitted to one ComfyUI at once, so its GPU never waits for the next.
+    pub pipeline_depth: usize,
+    /// Values written into workflows at their `qwenedit:` marks (unset: the workflow's own).
+    pub models: crate::comfy::ModelSettings,
 }
 
 #[derive(Debug, Clone)]

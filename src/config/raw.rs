@@ -9,6 +9,40 @@ use serde::Deserialize;
 use super::values::{parse_duration, parse_time, parse_weekday};
 use super::{Billing, Comfyui, Config, ConfigError, Log, LogFormat, Queue, Storage, Telegram, Web};
 
+/// Text keys also take numbers and booleans: an environment override such as
+/// `QWENEDIT_WEB__ADMIN_TOKEN=1234567890123456` reads as a TOML integer.
+mod text {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        S(String),
+        I(i64),
+        F(f64),
+        B(bool),
+    }
+
+    impl From<Scalar> for String {
+        fn from(v: Scalar) -> String {
+            match v {
+                Scalar::S(s) => s,
+                Scalar::I(i) => i.to_string(),
+                Scalar::F(f) => f.to_string(),
+                Scalar::B(b) => b.to_string(),
+            }
+        }
+    }
+
+    pub fn opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(Option::<Scalar>::deserialize(d)?.map(String::from))
+    }
+
+    pub fn req<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Ok(Scalar::deserialize(d)?.into())
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
@@ -24,8 +58,10 @@ pub struct RawConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawTelegram {
+    #[serde(deserialize_with = "text::opt")]
     token: Option<String>,
     token_file: Option<PathBuf>,
+    #[serde(deserialize_with = "text::req")]
     api_url: String,
     admins: Vec<i64>,
 }
@@ -62,7 +98,23 @@ impl Default for RawStorage {
 struct RawComfyui {
     backends: Vec<String>,
     workflows_dir: PathBuf,
+    extra_workflows_dir: Option<PathBuf>,
+    #[serde(deserialize_with = "text::req")]
+    default_workflow: String,
+    #[serde(deserialize_with = "text::req")]
     job_timeout: String,
+    pipeline_depth: usize,
+    #[serde(deserialize_with = "text::opt")]
+    diffusion_model: Option<String>,
+    #[serde(deserialize_with = "text::opt")]
+    text_encoder: Option<String>,
+    #[serde(deserialize_with = "text::opt")]
+    vae: Option<String>,
+    #[serde(deserialize_with = "text::opt")]
+    lora: Option<String>,
+    steps: Option<u32>,
+    cfg: Option<f64>,
+    megapixels: Option<f64>,
 }
 
 impl Default for RawComfyui {
@@ -70,7 +122,17 @@ impl Default for RawComfyui {
         Self {
             backends: vec!["http://127.0.0.1:8188".into()],
             workflows_dir: "/usr/share/qwenedit/workflows".into(),
+            extra_workflows_dir: None,
+            default_workflow: "qwen-image-edit-2511".into(),
             job_timeout: "10m".into(),
+            pipeline_depth: 2,
+            diffusion_model: None,
+            text_encoder: None,
+            vae: None,
+            lora: None,
+            steps: None,
+            cfg: None,
+            megapixels: None,
         }
     }
 }
@@ -78,7 +140,9 @@ impl Default for RawComfyui {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawWeb {
+    #[serde(deserialize_with = "text::req")]
     listen: String,
+    #[serde(deserialize_with = "text::opt")]
     admin_token: Option<String>,
     admin_token_file: Option<PathBuf>,
 }
@@ -99,7 +163,9 @@ struct RawBilling {
     welcome_points: u32,
     edit_price: u32,
     weekly_bonus: u32,
+    #[serde(deserialize_with = "text::req")]
     weekly_bonus_day: String,
+    #[serde(deserialize_with = "text::req")]
     weekly_bonus_time: String,
     unlimited_users: Vec<i64>,
     test_mode: bool,
@@ -123,8 +189,11 @@ impl Default for RawBilling {
 #[serde(deny_unknown_fields, default)]
 struct RawQueue {
     max_attempts: u32,
+    #[serde(deserialize_with = "text::req")]
     lease_ttl: String,
+    #[serde(deserialize_with = "text::req")]
     backoff_base: String,
+    #[serde(deserialize_with = "text::req")]
     backoff_max: String,
     history_limit: usize,
     priority_users: Vec<i64>,
@@ -146,7 +215,9 @@ impl Default for RawQueue {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawLog {
+    #[serde(deserialize_with = "text::req")]
     level: String,
+    #[serde(deserialize_with = "text::req")]
     format: String,
 }
 
@@ -163,7 +234,7 @@ impl RawConfig {
     pub fn from_table(table: toml::Table) -> Result<Self, ConfigError> {
         serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
             let key = e.path().to_string();
-            let message = e.into_inner().to_string();
+            let message = e.into_inner().message().trim().to_string();
             // serde names a bad section field only in its message; keep the key we know.
             ConfigError::key(
                 if key == "." {
@@ -201,10 +272,47 @@ impl RawConfig {
             .iter()
             .map(|b| url("comfyui.backends", b))
             .collect::<Result<Vec<_>, _>>()?;
+        if backends.is_empty() {
+            return Err(ConfigError::key(
+                "comfyui.backends",
+                "list at least one ComfyUI URL, e.g. [\"http://127.0.0.1:8188\"]",
+            ));
+        }
+        let c = self.comfyui;
+        if !(1..=8).contains(&c.pipeline_depth) {
+            return Err(ConfigError::key("comfyui.pipeline_depth", "must be 1 to 8"));
+        }
+        if c.steps.is_some_and(|s| !(1..=200).contains(&s)) {
+            return Err(ConfigError::key("comfyui.steps", "must be 1 to 200"));
+        }
+        if c.cfg.is_some_and(|v| !(0.0..=30.0).contains(&v)) {
+            return Err(ConfigError::key("comfyui.cfg", "must be 0 to 30"));
+        }
+        if c.megapixels.is_some_and(|v| !(0.1..=16.0).contains(&v)) {
+            return Err(ConfigError::key("comfyui.megapixels", "must be 0.1 to 16"));
+        }
+        if c.default_workflow.trim().is_empty() {
+            return Err(ConfigError::key(
+                "comfyui.default_workflow",
+                "must not be empty",
+            ));
+        }
         let comfyui = Comfyui {
             backends,
-            workflows_dir: resolve(base, self.comfyui.workflows_dir),
-            job_timeout: duration("comfyui.job_timeout", &self.comfyui.job_timeout)?,
+            workflows_dir: resolve(base, c.workflows_dir),
+            extra_workflows_dir: c.extra_workflows_dir.map(|d| resolve(base, d)),
+            default_workflow: c.default_workflow,
+            job_timeout: positive_duration("comfyui.job_timeout", &c.job_timeout)?,
+            pipeline_depth: c.pipeline_depth,
+            models: crate::comfy::ModelSettings {
+                unet: c.diffusion_model,
+                clip: c.text_encoder,
+                vae: c.vae,
+                lora: c.lora,
+                steps: c.steps,
+                cfg: c.cfg,
+                megapixels: c.megapixels,
+            },
         };
         let web = Web {
             listen: self.web.listen.parse::<SocketAddr>().map_err(|_| {
@@ -246,11 +354,22 @@ impl RawConfig {
         if self.queue.max_attempts == 0 {
             return Err(ConfigError::key("queue.max_attempts", "must be at least 1"));
         }
+        let backoff_base = duration("queue.backoff_base", &self.queue.backoff_base)?;
+        let backoff_max = duration("queue.backoff_max", &self.queue.backoff_max)?;
+        if backoff_base > backoff_max {
+            return Err(ConfigError::key(
+                "queue.backoff_base",
+                format!(
+                    "{:?} is longer than queue.backoff_max {:?}",
+                    self.queue.backoff_base, self.queue.backoff_max
+                ),
+            ));
+        }
         let queue = Queue {
             max_attempts: self.queue.max_attempts,
             lease_ttl: positive_duration("queue.lease_ttl", &self.queue.lease_ttl)?,
-            backoff_base: duration("queue.backoff_base", &self.queue.backoff_base)?,
-            backoff_max: duration("queue.backoff_max", &self.queue.backoff_max)?,
+            backoff_base,
+            backoff_max,
             history_limit: self.queue.history_limit,
             priority_users: self.queue.priority_users,
         };

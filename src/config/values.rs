@@ -14,39 +14,49 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("{text:?} is not a duration like \"30s\" or \"10m\""))?;
-    let secs = match unit {
+    let factor = match unit {
         "ms" => return Ok(Duration::from_millis(n)),
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => {
             return Err(format!(
                 "unknown unit {unit:?} in {text:?}; use ms, s, m, h or d"
             ));
         }
     };
-    Ok(Duration::from_secs(secs))
+    // Anything over a year is a typo, and keeps the arithmetic far from overflowing.
+    match n.checked_mul(factor) {
+        Some(secs) if secs <= 366 * 86_400 => Ok(Duration::from_secs(secs)),
+        _ => Err(format!("{text:?} is too long; at most a year")),
+    }
 }
 
 pub fn parse_weekday(text: &str) -> Result<Weekday, String> {
+    const DAYS: [(&str, Weekday); 7] = [
+        ("monday", Weekday::Monday),
+        ("tuesday", Weekday::Tuesday),
+        ("wednesday", Weekday::Wednesday),
+        ("thursday", Weekday::Thursday),
+        ("friday", Weekday::Friday),
+        ("saturday", Weekday::Saturday),
+        ("sunday", Weekday::Sunday),
+    ];
     let lower = text.trim().to_ascii_lowercase();
-    let day = match lower.get(..3).unwrap_or("") {
-        "mon" => Weekday::Monday,
-        "tue" => Weekday::Tuesday,
-        "wed" => Weekday::Wednesday,
-        "thu" => Weekday::Thursday,
-        "fri" => Weekday::Friday,
-        "sat" => Weekday::Saturday,
-        "sun" => Weekday::Sunday,
-        _ => return Err(format!("{text:?} is not a weekday; write e.g. \"monday\"")),
-    };
-    Ok(day)
+    DAYS.iter()
+        .find(|(name, _)| lower == *name || (lower.len() == 3 && name.starts_with(&lower)))
+        .map(|(_, day)| *day)
+        .ok_or_else(|| format!("{text:?} is not a weekday; write e.g. \"monday\" or \"mon\""))
 }
 
 pub fn parse_time(text: &str) -> Result<Time, String> {
     let bad = || format!("{text:?} is not a time of day; write \"HH:MM\", e.g. \"12:00\"");
     let (h, m) = text.trim().split_once(':').ok_or_else(bad)?;
+    let digits = |t: &str| (1..=2).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit());
+    if !digits(h) || !digits(m) {
+        return Err(bad());
+    }
     let h: i8 = h.parse().map_err(|_| bad())?;
     let m: i8 = m.parse().map_err(|_| bad())?;
     Time::new(h, m, 0, 0).map_err(|_| bad())
@@ -64,6 +74,7 @@ mod tests {
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("ten minutes").is_err());
         assert!(parse_duration("5y").is_err());
+        assert!(parse_duration("99999999999999999d").is_err());
     }
 
     #[test]
@@ -71,8 +82,10 @@ mod tests {
         assert_eq!(parse_weekday("Monday"), Ok(Weekday::Monday));
         assert_eq!(parse_weekday("sun"), Ok(Weekday::Sunday));
         assert!(parse_weekday("someday").is_err());
+        assert!(parse_weekday("monkey").is_err());
         assert_eq!(parse_time("09:30"), Ok(Time::new(9, 30, 0, 0).unwrap()));
         assert!(parse_time("25:00").is_err());
         assert!(parse_time("noon").is_err());
+        assert!(parse_time("+1:-0").is_err());
     }
 }

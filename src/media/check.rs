@@ -44,7 +44,11 @@ pub struct Normalized {
 }
 
 /// Checks `bytes` and normalises them; never panics (a decoder panic counts as corrupt).
-pub fn normalize(bytes: &[u8], limits: &Limits, target_pixels: u64) -> Result<Normalized, Rejection> {
+pub fn normalize(
+    bytes: &[u8],
+    limits: &Limits,
+    target_pixels: u64,
+) -> Result<Normalized, Rejection> {
     if bytes.is_empty() {
         return Err(Rejection::Empty);
     }
@@ -177,7 +181,9 @@ mod tests {
     use super::*;
 
     fn jpeg(w: u32, h: u32) -> Vec<u8> {
-        let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
+        let img = RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+        });
         let mut out = Vec::new();
         DynamicImage::ImageRgb8(img)
             .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)

@@ -95,7 +95,11 @@ impl Checker {
                 max: self.limits.max_bytes,
             });
         }
-        let _permit = self.permits.acquire().await.map_err(|_| Rejection::Corrupt)?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Rejection::Corrupt)?;
         let limits = self.limits.clone();
         tokio::task::spawn_blocking(move || normalize(&bytes, &limits, target_pixels))
             .await

@@ -67,7 +67,10 @@ mod tests {
             sniff(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic"),
             Err(Rejection::Heic)
         );
-        assert!(matches!(sniff(b"\x7fELF\x02\x01\x01"), Err(Rejection::Unsupported(_))));
+        assert!(matches!(
+            sniff(b"\x7fELF\x02\x01\x01"),
+            Err(Rejection::Unsupported(_))
+        ));
         assert!(matches!(sniff(b"hello"), Err(Rejection::Unsupported(_))));
         assert_eq!(sniff(b""), Err(Rejection::Empty));
     }

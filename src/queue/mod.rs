@@ -103,6 +103,8 @@ pub enum Enqueued {
     Existing(JobState),
 }
 
+// Returned once per failed attempt: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum FailOutcome {
     /// It will run again, not before `at_ms`.

@@ -86,7 +86,12 @@ pub(super) fn post(txn: &WriteTransaction, c: &Credit) -> Result<Posted, StoreEr
     let balance = balances.get(c.user.get()).map_err(db)?.map(|g| g.value());
     if let Some(entry_id) = idem.get(c.key.as_str()).map_err(db)?.map(|g| g.value()) {
         // The same key must mean the same change: same user, same amount, same reason.
-        let same = match txn.open_table(LEDGER).map_err(db)?.get(entry_id).map_err(db)? {
+        let same = match txn
+            .open_table(LEDGER)
+            .map_err(db)?
+            .get(entry_id)
+            .map_err(db)?
+        {
             Some(bytes) => {
                 let e: LedgerEntry = decode(bytes.value())?;
                 e.user == c.user && e.delta == c.delta && e.reason == c.reason
@@ -101,12 +106,12 @@ pub(super) fn post(txn: &WriteTransaction, c: &Credit) -> Result<Posted, StoreEr
             balance: balance.unwrap_or(0),
         });
     }
-    if !txn
+    if txn
         .open_table(USERS)
         .map_err(db)?
         .get(c.user.get())
         .map_err(db)?
-        .is_some()
+        .is_none()
     {
         return Err(StoreError::UnknownUser(c.user));
     }

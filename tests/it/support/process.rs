@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -11,7 +11,6 @@ use std::time::Duration;
 pub struct Daemon {
     child: Child,
     pub addr: SocketAddr,
-    pub config: PathBuf,
     /// Log lines (JSON) after start-up, as they come.
     pub logs: mpsc::Receiver<String>,
 }
@@ -51,7 +50,6 @@ impl Daemon {
         Daemon {
             child,
             addr,
-            config: config.to_path_buf(),
             logs: rx,
         }
     }
