@@ -9,9 +9,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 
+use crate::comfy::workflow::{Workflow, WorkflowError, load_dir};
 use crate::config::Config;
+use crate::media::{Checker, Limits};
 use crate::queue::{OpenReport, Queue, QueueConfig};
 use crate::store::Store;
+use crate::worker::{Backends, Events};
 
 /// The time source. Tests drive a manual clock instead of sleeping.
 #[derive(Clone)]
@@ -48,6 +51,86 @@ pub struct App {
     pub clock: Clock,
     /// The bearer token of the admin API.
     pub admin_token: Arc<SecretString>,
+    pub workflows: Workflows,
+    pub backends: Backends,
+    pub events: Events,
+    /// Upload checks (bounded concurrency).
+    pub media: Checker,
+    /// Wakes the workers when a job was queued.
+    pub jobs_changed: Arc<tokio::sync::Notify>,
+    pub presets: PresetBook,
+}
+
+/// The loaded presets; reloadable while running.
+#[derive(Clone, Default)]
+pub struct PresetBook(Arc<std::sync::RwLock<Arc<crate::presets::Presets>>>);
+
+impl PresetBook {
+    pub fn load(config: &Config) -> Result<Self, crate::presets::PresetError> {
+        let book = Self::default();
+        book.reload(config)?;
+        Ok(book)
+    }
+
+    pub fn reload(&self, config: &Config) -> Result<usize, crate::presets::PresetError> {
+        let mut dirs = vec![config.presets.dir.as_path()];
+        if let Some(extra) = &config.presets.extra_dir {
+            dirs.push(extra);
+        }
+        let loaded = crate::presets::Presets::load(&dirs)?;
+        let n = loaded.len();
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
+        Ok(n)
+    }
+
+    pub fn get(&self) -> Arc<crate::presets::Presets> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The loaded workflows, by name; reloadable while running.
+#[derive(Clone, Default)]
+pub struct Workflows(Arc<std::sync::RwLock<Arc<std::collections::BTreeMap<String, Workflow>>>>);
+
+impl Workflows {
+    /// Loads the shipped folder, then the operator's (which overrides same-named files).
+    pub fn load(config: &Config) -> Result<Self, WorkflowError> {
+        let w = Self::default();
+        w.reload(config)?;
+        Ok(w)
+    }
+
+    pub fn reload(&self, config: &Config) -> Result<usize, WorkflowError> {
+        let mut dirs = vec![config.comfyui.workflows_dir.as_path()];
+        if let Some(extra) = &config.comfyui.extra_workflows_dir {
+            dirs.push(extra);
+        }
+        let loaded = load_dir(&dirs)?;
+        let n = loaded.len();
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
+        Ok(n)
+    }
+
+    pub fn get(&self, name: &str) -> Option<Workflow> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    pub fn all(&self) -> Arc<std::collections::BTreeMap<String, Workflow>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// Why the stores could not be opened.
@@ -57,6 +140,10 @@ pub enum OpenError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Queue(#[from] crate::queue::QueueError),
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
+    #[error(transparent)]
+    Preset(#[from] crate::presets::PresetError),
     #[error("cannot prepare the admin token at {path}: {source}")]
     Token {
         path: std::path::PathBuf,
@@ -86,6 +173,9 @@ impl App {
             Some(t) => t.clone(),
             None => load_or_create_token(&config.admin_token_path())?,
         };
+        let workflows = Workflows::load(&config)?;
+        let presets = PresetBook::load(&config)?;
+        let backends = Backends::new(&config.comfyui.backends, std::time::Duration::from_secs(60));
         Ok((
             Self {
                 config: Arc::new(config),
@@ -93,6 +183,12 @@ impl App {
                 queue,
                 clock,
                 admin_token: Arc::new(admin_token),
+                workflows,
+                backends,
+                events: Events::default(),
+                media: Checker::new(Limits::default(), 2),
+                jobs_changed: Arc::new(tokio::sync::Notify::new()),
+                presets,
             },
             report,
         ))
@@ -156,8 +252,8 @@ pub fn load_or_create_token(path: &Path) -> Result<SecretString, OpenError> {
     Ok(SecretString::from(token))
 }
 
-/// Runs everything until `shutdown` resolves: reconciles the stores, then serves the web
-/// listener. Later parts (bot, workers) start here too.
+/// Runs everything until `shutdown` resolves: reconciles the stores, starts one worker per
+/// ComfyUI backend, serves the web listener; on shutdown stops the workers and waits for them.
 pub async fn run(
     app: App,
     listener: TcpListener,
@@ -167,5 +263,15 @@ pub async fn run(
     if !report.is_empty() {
         tracing::warn!(?report, "reconciled the stores after an unclean stop");
     }
-    crate::web::serve(app, listener, shutdown).await
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let workers = crate::worker::spawn_all(&app, stop_rx);
+    let web_shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    let served = crate::web::serve(app, listener, web_shutdown).await;
+    for w in workers {
+        let _ = w.await;
+    }
+    served
 }

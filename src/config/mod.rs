@@ -47,7 +47,16 @@ pub struct Config {
     pub web: Web,
     pub billing: Billing,
     pub queue: Queue,
+    pub presets: Presets,
     pub log: Log,
+}
+
+#[derive(Debug, Clone)]
+pub struct Presets {
+    /// Shipped presets.
+    pub dir: PathBuf,
+    /// The operator's presets; a file with the same key replaces a shipped one.
+    pub extra_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

@@ -7,7 +7,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::values::{parse_duration, parse_time, parse_weekday};
-use super::{Billing, Comfyui, Config, ConfigError, Log, LogFormat, Queue, Storage, Telegram, Web};
+use super::{
+    Billing, Comfyui, Config, ConfigError, Log, LogFormat, Presets, Queue, Storage, Telegram, Web,
+};
 
 /// Text keys also take numbers and booleans: an environment override such as
 /// `QWENEDIT_WEB__ADMIN_TOKEN=1234567890123456` reads as a TOML integer.
@@ -52,7 +54,24 @@ pub struct RawConfig {
     web: RawWeb,
     billing: RawBilling,
     queue: RawQueue,
+    presets: RawPresets,
     log: RawLog,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPresets {
+    dir: PathBuf,
+    extra_dir: Option<PathBuf>,
+}
+
+impl Default for RawPresets {
+    fn default() -> Self {
+        Self {
+            dir: "/usr/share/qwenedit/presets".into(),
+            extra_dir: None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -389,6 +408,10 @@ impl RawConfig {
             level: self.log.level,
             format,
         };
+        let presets = Presets {
+            dir: resolve(base, self.presets.dir),
+            extra_dir: self.presets.extra_dir.map(|d| resolve(base, d)),
+        };
         Ok(Config {
             telegram,
             storage,
@@ -396,6 +419,7 @@ impl RawConfig {
             web,
             billing,
             queue,
+            presets,
             log,
         })
     }

@@ -4,6 +4,7 @@ pub mod ids;
 pub mod job;
 pub mod ledger;
 pub mod points;
+pub mod preset;
 
 pub use ids::{JobId, LeaseToken, UserId};
 pub use job::{JobError, JobSpec, JobState, Lane};

@@ -74,6 +74,7 @@ pub fn submit_edit(app: &App, job: JobId, mut spec: JobSpec) -> Result<Submitted
     };
     if !record.state().is_terminal() {
         app.queue.enqueue(record.clone(), now)?;
+        app.jobs_changed.notify_waiters();
     }
     app.store.clear_intent(job)?;
     tracing::info!(%job, user = %spec.user, price = spec.price.get(), duplicate, "job accepted");

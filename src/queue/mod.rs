@@ -463,6 +463,24 @@ impl Queue {
         Ok(outcome)
     }
 
+    /// Gives a leased job back without spending an attempt (its backend went away before the
+    /// job could run). It is ready again at once.
+    pub fn abandon(&self, lease: &LeasedJob, reason: &str, now_ms: i64) -> Result<(), QueueError> {
+        let mut st = self.lock();
+        let mut record = Self::check_lease(&st, lease)?;
+        record.lease = None;
+        record.attempts = record.attempts.saturating_sub(1);
+        record.last_error = Some(reason.to_string());
+        record.set_state(JobState::Queued);
+        let mut batch = self.batch();
+        batch.insert(&self.inner.active, record.id.to_bytes(), encode(&record));
+        batch.commit()?;
+        st.sched
+            .push(record.id, record.user(), record.lane(), now_ms, now_ms);
+        st.jobs.insert(record.id, record);
+        Ok(())
+    }
+
     /// Cancels a job that has not started.
     pub fn cancel(&self, job: JobId, now_ms: i64) -> Result<JobRecord, QueueError> {
         let record = {
