@@ -2,6 +2,8 @@
 
 mod admin;
 mod backup;
+mod doctor;
+mod edit;
 mod logging;
 mod render;
 mod serve;
@@ -40,6 +42,10 @@ pub enum Command {
     },
     /// Write a consistent copy of all data into DIR (a new folder).
     Backup(backup::BackupArgs),
+    /// One edit straight through ComfyUI, without Telegram.
+    Edit(edit::EditArgs),
+    /// Check the config, ComfyUI backends, workflows, models and the bot token.
+    Doctor,
 }
 
 /// A failure to report on stderr; the message is already phrased for the operator.
@@ -61,6 +67,8 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Serve => serve::run(&cli.config),
         Command::Admin { command } => admin::run(&cli.config, command),
         Command::Backup(args) => backup::run(&cli.config, args),
+        Command::Edit(args) => edit::run(&cli.config, args),
+        Command::Doctor => doctor::run(&cli.config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

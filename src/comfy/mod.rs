@@ -7,6 +7,7 @@
 pub mod client;
 mod error;
 mod events;
+pub mod oneshot;
 mod types;
 pub mod workflow;
 

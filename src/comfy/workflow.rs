@@ -260,24 +260,9 @@ impl Workflow {
             .collect()
     }
 
-    /// (class, input, file) for every model-file input (`*_name` inputs holding a file name).
+    /// (class, input, file) for every model-file input of the template.
     pub fn model_files(&self) -> Vec<(String, String, String)> {
-        let mut out = Vec::new();
-        for node in self.graph.values() {
-            let class = node["class_type"].as_str().unwrap_or_default();
-            if let Some(inputs) = node["inputs"].as_object() {
-                for (input, v) in inputs {
-                    if let Some(file) = v.as_str()
-                        && input.ends_with("_name")
-                        && file.contains('.')
-                    {
-                        out.push((class.to_string(), input.clone(), file.to_string()));
-                    }
-                }
-            }
-        }
-        out.sort();
-        out
+        model_files_in(&Value::Object(self.graph.clone()))
     }
 
     /// The graph for one job, ready for `/prompt`.
@@ -349,6 +334,42 @@ impl Workflow {
             }
         }
         Ok(Value::Object(graph))
+    }
+}
+
+/// (class, input, file) for every model-file input (`*_name` inputs holding a file name) of a
+/// graph in API format.
+pub fn model_files_in(graph: &Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for node in graph.as_object().into_iter().flat_map(|g| g.values()) {
+        let class = node["class_type"].as_str().unwrap_or_default();
+        if let Some(inputs) = node["inputs"].as_object() {
+            for (input, v) in inputs {
+                if let Some(file) = v.as_str()
+                    && input.ends_with("_name")
+                    && file.contains('.')
+                {
+                    out.push((class.to_string(), input.clone(), file.to_string()));
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The folder under ComfyUI's `models/` where a loader input's files live.
+pub fn models_folder(input: &str) -> &'static str {
+    match input {
+        "unet_name" => "diffusion_models",
+        "clip_name" => "text_encoders",
+        "vae_name" => "vae",
+        "lora_name" => "loras",
+        "ckpt_name" => "checkpoints",
+        "control_net_name" => "controlnet",
+        "upscale_model_name" | "model_name" => "upscale_models",
+        _ => "(see the node's documentation)",
     }
 }
 

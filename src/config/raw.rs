@@ -425,11 +425,31 @@ impl RawConfig {
     }
 }
 
+/// Resolves a path relative to the config file's folder, dropping `.` and `..` lexically so
+/// messages show `/srv/qwenedit/data`, not `/srv/qwenedit/examples/../data`.
 fn resolve(base: &Path, path: PathBuf) -> PathBuf {
-    if path.is_absolute() {
+    use std::path::Component;
+    let joined = if path.is_absolute() {
         path
     } else {
         base.join(path)
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
     }
 }
 

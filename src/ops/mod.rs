@@ -3,12 +3,16 @@
 //! Functions are synchronous (storage is blocking): async callers use `App::blocking`.
 
 mod backup;
+mod doctor;
+mod edit;
 mod jobs;
 mod reconcile;
 mod users;
 mod views;
 
 pub use backup::{BackupReport, backup};
+pub use doctor::{Check, DoctorReport, Status, doctor};
+pub use edit::{EditError, EditOutcome, EditRequest, edit_once};
 pub use jobs::{Submitted, cancel_job, job, price_for, settle_job, submit_edit};
 pub use reconcile::{ReconcileReport, reconcile};
 pub use users::{

@@ -118,7 +118,7 @@ pub enum FailOutcome {
 pub struct OpenReport {
     pub active: usize,
     pub finished: usize,
-    /// Leases of the previous process, returned to the queue.
+    /// Leases of the previous process whose jobs went back to the queue.
     pub returned: usize,
     /// Jobs whose attempts ran out while leased (they crashed the worker every time).
     pub dead_lettered: usize,
@@ -192,12 +192,15 @@ impl Queue {
             sched: Sched::default(),
             finished: VecDeque::new(),
         };
+        // History is ordered by when jobs finished (keys are ids, i.e. creation order).
+        let mut history = Vec::new();
         for kv in finished.iter() {
-            let key = kv.key()?;
-            if let Some(id) = job_id_from_key(&key) {
-                state.finished.push_back(id);
-            }
+            let (_, value) = kv.into_inner()?;
+            let record: JobRecord = decode(&value)?;
+            history.push((record.finished_ms.unwrap_or(record.created_ms), record.id));
         }
+        history.sort();
+        state.finished.extend(history.into_iter().map(|(_, id)| id));
         let mut report = OpenReport::default();
         let mut batch = db.batch();
         let mut newly_finished = Vec::new();
@@ -206,7 +209,6 @@ impl Queue {
             let mut record: JobRecord = decode(&value)?;
             if record.state() == JobState::Running {
                 record.lease = None;
-                report.returned += 1;
                 if record.attempts >= config.max_attempts {
                     record.set_state(JobState::DeadLettered);
                     record.finished_ms = Some(now_ms);
@@ -218,6 +220,7 @@ impl Queue {
                     continue;
                 }
                 record.set_state(JobState::Queued);
+                report.returned += 1;
                 batch.insert(&active, record.id.to_bytes(), encode(&record));
             }
             state.sched.push(

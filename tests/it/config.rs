@@ -74,10 +74,12 @@ fn the_example_config_parses_with_the_documented_defaults() {
     let c = Config::from_toml(&example_text(), &path, no_env()).unwrap();
     assert_documented_defaults(&c);
     // Relative paths are relative to the config file's folder.
-    let examples = path.parent().unwrap();
-    assert_eq!(c.storage.data_dir, examples.join("../data"));
-    assert_eq!(c.comfyui.workflows_dir, examples.join("../workflows"));
-    assert_eq!(c.admin_token_path(), examples.join("../data/admin.token"));
+    // `..` is resolved lexically, so messages show clean paths.
+    let root = path.parent().unwrap().parent().unwrap();
+    assert_eq!(c.storage.data_dir, root.join("data"));
+    assert_eq!(c.comfyui.workflows_dir, root.join("workflows"));
+    assert_eq!(c.presets.dir, root.join("presets"));
+    assert_eq!(c.admin_token_path(), root.join("data/admin.token"));
 }
 
 #[test]
