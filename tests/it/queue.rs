@@ -908,7 +908,7 @@ fn two_thousand_jobs_from_fifty_users_survive_a_reopen_without_loss_or_duplicate
             return false;
         };
         leases += 1;
-        if leases % 37 == 0 && failed_once.insert(l.id()) {
+        if leases.is_multiple_of(37) && failed_once.insert(l.id()) {
             expect_retry(q.fail(&l, &JobError::transient("flaky"), now).unwrap());
         } else {
             let r = q.complete(&l, result("ok"), now).unwrap();
