@@ -315,7 +315,7 @@ impl Workflow {
         match m.lora.as_deref() {
             Some("") => {
                 for id in self.marks.get("lora").into_iter().flatten() {
-                    bypass(&mut graph, id, "model");
+                    bypass(&mut graph, id);
                 }
             }
             Some(v) => set("lora", Value::from(v)),
@@ -373,9 +373,12 @@ pub fn models_folder(input: &str) -> &'static str {
     }
 }
 
+/// Node classes whose `image2`/`image3` inputs are optional (Qwen-Image-Edit's encoders).
+const OPTIONAL_EXTRA_IMAGES: &[&str] = &["TextEncodeQwenImageEditPlus"];
+
 /// Removes a node and, through its links, whatever cannot run without it: an optional
-/// `imageN` input (as on TextEncodeQwenImageEditPlus) is just dropped; any other consumer is
-/// removed in turn.
+/// `image2`/`image3` input of a Qwen encoder is just dropped; any other consumer is removed in
+/// turn.
 fn remove_cascade(graph: &mut Map<String, Value>, id: &str) {
     let mut doomed = vec![id.to_string()];
     while let Some(id) = doomed.pop() {
@@ -383,6 +386,9 @@ fn remove_cascade(graph: &mut Map<String, Value>, id: &str) {
             continue;
         }
         for (other, node) in graph.iter_mut() {
+            let optional_images = node["class_type"]
+                .as_str()
+                .is_some_and(|c| OPTIONAL_EXTRA_IMAGES.contains(&c));
             let Some(inputs) = node["inputs"].as_object_mut() else {
                 continue;
             };
@@ -392,10 +398,7 @@ fn remove_cascade(graph: &mut Map<String, Value>, id: &str) {
                 .map(|(k, _)| k.clone())
                 .collect();
             for input in linked {
-                let optional_image = input
-                    .strip_prefix("image")
-                    .is_some_and(|n| matches!(n, "2" | "3"));
-                if optional_image {
+                if optional_images && matches!(input.as_str(), "image2" | "image3") {
                     inputs.remove(&input);
                 } else {
                     doomed.push(other.clone());
@@ -405,17 +408,26 @@ fn remove_cascade(graph: &mut Map<String, Value>, id: &str) {
     }
 }
 
-/// Removes a pass-through node, wiring its consumers to what fed its `input`.
-fn bypass(graph: &mut Map<String, Value>, id: &str, input: &str) {
-    let Some(source) = graph.get(id).and_then(|n| n["inputs"].get(input)).cloned() else {
+/// Removes a pass-through LoRA loader, wiring each consumer of its output N to what fed its
+/// N-th pass-through input (`model`, then `clip`: LoraLoader has both outputs,
+/// LoraLoaderModelOnly only the first).
+fn bypass(graph: &mut Map<String, Value>, id: &str) {
+    let Some(node) = graph.get(id) else {
         return;
     };
+    let sources: Vec<Option<Value>> = ["model", "clip"]
+        .iter()
+        .map(|input| node["inputs"].get(*input).cloned())
+        .collect();
     graph.remove(id);
     for node in graph.values_mut() {
         if let Some(inputs) = node["inputs"].as_object_mut() {
             for v in inputs.values_mut() {
                 if link_target(v) == Some(id) {
-                    *v = source.clone();
+                    let output = v[1].as_u64().unwrap_or(0) as usize;
+                    if let Some(Some(source)) = sources.get(output) {
+                        *v = source.clone();
+                    }
                 }
             }
         }

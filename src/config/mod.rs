@@ -65,6 +65,18 @@ pub struct Telegram {
     pub token: Option<SecretString>,
     pub api_url: reqwest::Url,
     pub admins: Vec<i64>,
+    /// Shown in /help ("@support_account" or an e-mail).
+    pub support: Option<String>,
+    /// How long to wait for more photos of an album.
+    pub album_debounce: Duration,
+    /// Jobs a user may have queued or running at once.
+    pub max_active_jobs: usize,
+    pub prompt_min: usize,
+    pub prompt_max: usize,
+    /// Extra deny-list terms (one per line), on top of the built-in list.
+    pub deny_list: Option<PathBuf>,
+    /// Messages a user may send per minute before being asked to slow down.
+    pub flood_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]

@@ -83,6 +83,15 @@ struct RawTelegram {
     #[serde(deserialize_with = "text::req")]
     api_url: String,
     admins: Vec<i64>,
+    #[serde(deserialize_with = "text::opt")]
+    support: Option<String>,
+    #[serde(deserialize_with = "text::req")]
+    album_debounce: String,
+    max_active_jobs: usize,
+    prompt_min: usize,
+    prompt_max: usize,
+    deny_list: Option<PathBuf>,
+    flood_per_minute: u32,
 }
 
 impl Default for RawTelegram {
@@ -92,6 +101,13 @@ impl Default for RawTelegram {
             token_file: None,
             api_url: "https://api.telegram.org".into(),
             admins: Vec::new(),
+            support: None,
+            album_debounce: "800ms".into(),
+            max_active_jobs: 2,
+            prompt_min: 5,
+            prompt_max: 1000,
+            deny_list: None,
+            flood_per_minute: 30,
         }
     }
 }
@@ -277,7 +293,20 @@ impl RawConfig {
             )?,
             api_url: url("telegram.api_url", &self.telegram.api_url)?,
             admins: self.telegram.admins,
+            support: self.telegram.support.filter(|s| !s.trim().is_empty()),
+            album_debounce: duration("telegram.album_debounce", &self.telegram.album_debounce)?,
+            max_active_jobs: self.telegram.max_active_jobs.max(1),
+            prompt_min: self.telegram.prompt_min,
+            prompt_max: self.telegram.prompt_max,
+            deny_list: self.telegram.deny_list.map(|p| resolve(base, p)),
+            flood_per_minute: self.telegram.flood_per_minute.max(1),
         };
+        if telegram.prompt_min == 0 || telegram.prompt_min > telegram.prompt_max || telegram.prompt_max > 2000 {
+            return Err(ConfigError::key(
+                "telegram.prompt_max",
+                "prompt_min must be at least 1 and at most prompt_max, prompt_max at most 2000",
+            ));
+        }
         if self.storage.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::key("storage.data_dir", "must not be empty"));
         }

@@ -3,6 +3,7 @@
 pub mod ids;
 pub mod job;
 pub mod ledger;
+pub mod moderation;
 pub mod points;
 pub mod preset;
 

@@ -74,6 +74,10 @@ fn decode_and_normalize(
         .into_dimensions()
         .map_err(|_| Rejection::Corrupt)?;
     check_size(w, h, limits)?;
+    if kind == Kind::Jpeg && !jpeg_is_complete(bytes) {
+        // The decoder would pad a cut-off scan with grey and call it a photo.
+        return Err(Rejection::Corrupt);
+    }
 
     let mut reader = ImageReader::with_format(Cursor::new(bytes), kind.format());
     let mut image_limits = image::Limits::default();
@@ -82,6 +86,13 @@ fn decode_and_normalize(
     image_limits.max_alloc = Some(limits.max_alloc);
     reader.limits(image_limits);
     let mut decoder = reader.into_decoder().map_err(|_| Rejection::Corrupt)?;
+    // `from_decoder` does not check the allocation cap itself.
+    if decoder.total_bytes() > limits.max_alloc {
+        return Err(Rejection::TooManyPixels {
+            pixels: u64::from(w) * u64::from(h),
+            max_pixels: limits.max_pixels,
+        });
+    }
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
@@ -112,6 +123,16 @@ fn decode_and_normalize(
         source_width: w,
         source_height: h,
     })
+}
+
+/// A whole JPEG ends its last scan with an EOI marker. Entropy-coded data cannot contain
+/// `FF D9` or `FF DA` (0xFF is stuffed), so EOI must come after the last SOS.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    match (last(0xDA), last(0xD9)) {
+        (Some(sos), Some(eoi)) => eoi > sos,
+        _ => false,
+    }
 }
 
 fn check_size(w: u32, h: u32, limits: &Limits) -> Result<(), Rejection> {
@@ -159,9 +180,10 @@ fn downscale(img: RgbImage, target_pixels: u64) -> Result<DynamicImage, Rejectio
     if target_pixels == 0 || pixels <= target_pixels {
         return Ok(DynamicImage::ImageRgb8(img));
     }
+    // Rounded down, so the result never exceeds the target.
     let scale = (target_pixels as f64 / pixels as f64).sqrt();
-    let nw = ((f64::from(w) * scale).round() as u32).max(1);
-    let nh = ((f64::from(h) * scale).round() as u32).max(1);
+    let nw = ((f64::from(w) * scale).floor() as u32).max(1);
+    let nh = ((f64::from(h) * scale).floor() as u32).max(1);
     let src = Image::from_vec_u8(w, h, img.into_raw(), PixelType::U8x3)
         .map_err(|_| Rejection::Corrupt)?;
     let mut dst = Image::new(nw, nh, PixelType::U8x3);
@@ -195,7 +217,8 @@ mod tests {
     fn normalises_and_downscales() {
         let n = normalize(&jpeg(400, 300), &Limits::default(), 30_000).unwrap();
         assert_eq!((n.source_width, n.source_height), (400, 300));
-        assert_eq!((n.width, n.height), (200, 150));
+        assert!(n.width * n.height <= 30_000);
+        assert!((199..=200).contains(&n.width) && (149..=150).contains(&n.height));
         assert!(n.png.starts_with(b"\x89PNG"));
     }
 

@@ -24,11 +24,13 @@ pub fn sniff(bytes: &[u8]) -> Result<Kind, Rejection> {
     if bytes.is_empty() {
         return Err(Rejection::Empty);
     }
-    // infer calls SVG "text/xml"; users know it as a drawing.
-    if looks_like_svg(bytes) {
+    let kind = infer::get(bytes);
+    // Magic bytes first (a JPEG whose comment mentions "<svg" is still a JPEG); infer calls
+    // SVG "text/xml" or nothing, and users know it as a drawing.
+    if kind.is_none_or(|t| t.mime_type() == "text/xml") && looks_like_svg(bytes) {
         return Err(Rejection::Svg);
     }
-    if let Some(t) = infer::get(bytes) {
+    if let Some(t) = kind {
         return match t.mime_type() {
             "image/jpeg" => Ok(Kind::Jpeg),
             "image/png" => Ok(Kind::Png),

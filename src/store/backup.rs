@@ -47,6 +47,7 @@ impl Store {
                 INTENTS,
                 PAYMENTS,
                 PROMOCODES,
+                BOT_STATE,
             );
             dst.commit().map_err(db)?;
             Ok(())

@@ -4,6 +4,7 @@
 
 mod backup;
 mod holds;
+mod kv;
 mod ledger;
 mod migrate;
 pub mod records;

@@ -25,3 +25,6 @@ pub const INTENTS: TableDefinition<u128, &[u8]> = TableDefinition::new("intents"
 pub const PAYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("payments");
 /// Promocode (normalised) → promocode record.
 pub const PROMOCODES: TableDefinition<&str, &[u8]> = TableDefinition::new("promocodes");
+/// The bot's own state, as versioned records it encodes itself: `dialog:<chat>`,
+/// `job:<job id>`, `offset`.
+pub const BOT_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("bot_state");
