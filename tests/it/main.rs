@@ -5,7 +5,6 @@ mod support;
 mod cli_admin;
 mod config;
 mod crash;
-mod fake_telegram_selftest;
 mod ledger_props;
 mod queue;
 mod uploads;
