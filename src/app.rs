@@ -253,7 +253,8 @@ pub fn load_or_create_token(path: &Path) -> Result<SecretString, OpenError> {
 }
 
 /// Runs everything until `shutdown` resolves: reconciles the stores, starts one worker per
-/// ComfyUI backend, serves the web listener; on shutdown stops the workers and waits for them.
+/// ComfyUI backend and the bot, serves the web listener; on shutdown stops the workers and the
+/// bot and waits for them.
 pub async fn run(
     app: App,
     listener: TcpListener,
@@ -264,7 +265,8 @@ pub async fn run(
         tracing::warn!(?report, "reconciled the stores after an unclean stop");
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let workers = crate::worker::spawn_all(&app, stop_rx);
+    let mut workers = crate::worker::spawn_all(&app, stop_rx.clone());
+    workers.push(tokio::spawn(crate::bot::run(app.clone(), stop_rx)));
     let web_shutdown = async move {
         shutdown.await;
         let _ = stop_tx.send(true);

@@ -2,6 +2,7 @@
 //! points. Modules in reading order; ARCHITECTURE.md has the map and the invariants.
 
 pub mod app;
+pub mod bot;
 pub mod cli;
 pub mod codec;
 pub mod comfy;

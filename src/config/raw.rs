@@ -301,7 +301,10 @@ impl RawConfig {
             deny_list: self.telegram.deny_list.map(|p| resolve(base, p)),
             flood_per_minute: self.telegram.flood_per_minute.max(1),
         };
-        if telegram.prompt_min == 0 || telegram.prompt_min > telegram.prompt_max || telegram.prompt_max > 2000 {
+        if telegram.prompt_min == 0
+            || telegram.prompt_min > telegram.prompt_max
+            || telegram.prompt_max > 2000
+        {
             return Err(ConfigError::key(
                 "telegram.prompt_max",
                 "prompt_min must be at least 1 and at most prompt_max, prompt_max at most 2000",

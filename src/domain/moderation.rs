@@ -4,11 +4,42 @@
 
 /// Built-in terms (ru and en). Operators add more with `telegram.deny_list`.
 pub const BUILTIN: &[&str] = &[
-    "nude", "naked", "undress", "nsfw", "topless", "nipple", "porn", "sexy lingerie",
-    "remove clothes", "take off clothes", "without clothes", "no clothes", "see through clothes",
-    "strip", "bikini on child", "child sexual", "deepfake",
-    "голая", "голый", "голые", "голой", "голую", "голого", "голыми", "обнаж", "раздень", "раздеть", "раздеваться", "без одежды",
-    "сними одежду", "снять одежду", "порно", "эротик", "интим", "соски", "ню ",
+    "nude",
+    "naked",
+    "undress",
+    "nsfw",
+    "topless",
+    "nipple",
+    "porn",
+    "sexy lingerie",
+    "remove clothes",
+    "take off clothes",
+    "without clothes",
+    "no clothes",
+    "see through clothes",
+    "strip",
+    "bikini on child",
+    "child sexual",
+    "deepfake",
+    "голая",
+    "голый",
+    "голые",
+    "голой",
+    "голую",
+    "голого",
+    "голыми",
+    "обнаж",
+    "раздень",
+    "раздеть",
+    "раздеваться",
+    "без одежды",
+    "сними одежду",
+    "снять одежду",
+    "порно",
+    "эротик",
+    "интим",
+    "соски",
+    "ню ",
 ];
 
 /// Maps look-alike characters to one canonical Latin form and drops everything that is not a
@@ -89,10 +120,22 @@ mod tests {
     #[test]
     fn catches_disguised_terms() {
         let d = DenyList::new("");
-        for bad in ["make her n u d e", "NuDe please", "Сделай её г-о-л-о-й", "make them nak3d", "r3move cl0thes", "РАЗДЕНЬ его"] {
+        for bad in [
+            "make her n u d e",
+            "NuDe please",
+            "Сделай её г-о-л-о-й",
+            "make them nak3d",
+            "r3move cl0thes",
+            "РАЗДЕНЬ его",
+        ] {
             assert!(d.check(bad).is_some(), "{bad}");
         }
-        for fine in ["make the sky purple", "добавь шляпу", "sunset lighting", "сделай фон белым"] {
+        for fine in [
+            "make the sky purple",
+            "добавь шляпу",
+            "sunset lighting",
+            "сделай фон белым",
+        ] {
             assert_eq!(d.check(fine), None, "{fine}");
         }
     }

@@ -2,6 +2,7 @@
 //! here and render its typed outcome; rules about points and jobs live only here.
 //! Functions are synchronous (storage is blocking): async callers use `App::blocking`.
 
+mod admin;
 mod backup;
 mod doctor;
 mod edit;
@@ -10,6 +11,7 @@ mod reconcile;
 mod users;
 mod views;
 
+pub use admin::{Stats, set_banned, set_unlimited, stats};
 pub use backup::{BackupReport, backup};
 pub use doctor::{Check, DoctorReport, Status, doctor};
 pub use edit::{EditError, EditOutcome, EditRequest, edit_once};

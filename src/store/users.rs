@@ -121,6 +121,20 @@ impl Store {
         })
     }
 
+    /// Every user record (for stats and broadcasts).
+    pub fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        self.read(|txn| {
+            let t = txn.open_table(USERS).map_err(db)?;
+            t.iter()
+                .map_err(db)?
+                .map(|row| {
+                    let (_, v) = row.map_err(db)?;
+                    decode(v.value()).map_err(StoreError::from)
+                })
+                .collect()
+        })
+    }
+
     pub fn user_count(&self) -> Result<u64, StoreError> {
         self.read(|txn| txn.open_table(USERS).map_err(db)?.len().map_err(db))
     }

@@ -1,5 +1,6 @@
 //! Test helpers: configs in temp dirs, the real `qwenedit` process, an in-process app.
 
+pub mod fake_comfy;
 pub mod process;
 
 use std::path::{Path, PathBuf};
