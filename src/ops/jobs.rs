@@ -74,7 +74,9 @@ pub fn submit_edit(app: &App, job: JobId, mut spec: JobSpec) -> Result<Submitted
     };
     if !record.state().is_terminal() {
         app.queue.enqueue(record.clone(), now)?;
+        // Wake every idle worker; a busy one finds the permit when it next waits.
         app.jobs_changed.notify_waiters();
+        app.jobs_changed.notify_one();
     }
     app.store.clear_intent(job)?;
     tracing::info!(%job, user = %spec.user, price = spec.price.get(), duplicate, "job accepted");

@@ -28,7 +28,13 @@ pub(super) struct InFlight {
     pub awaiting_history: bool,
     /// We interrupted it (timeout).
     pub timed_out: bool,
+    /// When it was first found neither in ComfyUI's queue nor in its history. ComfyUI writes
+    /// the history a moment after a run ends, so only a long absence means it is lost.
+    pub missing_since_ms: Option<i64>,
 }
+
+/// How long a job may be neither queued nor in history before it counts as lost.
+const LOST_AFTER_MS: i64 = 15_000;
 
 pub struct Runner {
     pub(super) app: App,
@@ -223,10 +229,16 @@ impl Runner {
                     self.publish(&lease, JobEventKind::Progress { percent });
                 }
             }
+            // The end of a run we saw start. A retried job reuses its prompt id, so the end of
+            // the interrupted previous run can arrive after the retry was queued; ComfyUI runs
+            // one prompt at a time, so that end always comes before the retry's start.
             Event::Executing {
                 prompt_id: Some(prompt_id),
                 node: None,
-            } if self.position(&prompt_id).is_some() => {
+            } if self
+                .find(&prompt_id)
+                .is_some_and(|f| f.started_ms.is_some()) =>
+            {
                 self.finish(&prompt_id, now).await;
             }
             Event::Executing {
@@ -274,16 +286,26 @@ impl Runner {
         };
         for prompt_id in unheard {
             match self.backend.client.history(&prompt_id).await {
+                // Still queued or running: the history entry is an earlier attempt's.
+                Ok(Some(_)) if queue.contains(&prompt_id) => {}
                 Ok(Some(_)) => self.finish(&prompt_id, now).await,
                 Ok(None) if !queue.contains(&prompt_id) => {
-                    // Neither queued nor finished: ComfyUI lost it (restarted?).
-                    if let Some(i) = self.position(&prompt_id) {
+                    // Neither queued nor finished: just ended, or lost (ComfyUI restarted?).
+                    let Some(i) = self.position(&prompt_id) else {
+                        continue;
+                    };
+                    let since = *self.inflight[i].missing_since_ms.get_or_insert(now);
+                    if now - since >= LOST_AFTER_MS {
                         let f = self.inflight.remove(i);
                         self.fail(f, JobError::transient("ComfyUI lost the job"), now)
                             .await;
                     }
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    if let Some(f) = self.find(&prompt_id) {
+                        f.missing_since_ms = None;
+                    }
+                }
                 Err(e) => return self.on_comfy_error(now, e),
             }
         }

@@ -25,7 +25,10 @@ impl Runner {
             let backends = self.app.backends.clone();
             for backend in backends.all() {
                 match backend.client.history(&prompt_id).await {
-                    Ok(Some(h)) if h.succeeded() => {
+                    Ok(Some(h))
+                        if h.succeeded()
+                            && outputs_available(&backend.client, &h, &output_node).await =>
+                    {
                         tracing::info!(job = %id, backend = %backend.name, "reusing a finished run");
                         let mut f = self.track(lease, output_node, now);
                         f.client_id = None;
@@ -79,7 +82,8 @@ impl Runner {
             prompt: spec.prompt.clone(),
             negative: None,
             seed: spec.seed,
-            output_prefix: format!("qwenedit/{id}"),
+            // Per attempt: a retry must not be served ComfyUI's cached (maybe missing) output.
+            output_prefix: format!("qwenedit/{id}-{}", lease.record.attempts),
             models: self.app.config.comfyui.models.clone(),
         };
         let graph = match workflow.patch(&patch) {
@@ -142,6 +146,28 @@ impl Runner {
             percent: 0,
             awaiting_history: false,
             timed_out: false,
+            missing_since_ms: None,
         }
     }
+}
+
+/// Whether a finished run's outputs can still be downloaded (a crash-recovery reuse of a run
+/// whose files are gone would fail every time).
+async fn outputs_available(
+    client: &crate::comfy::ComfyClient,
+    history: &crate::comfy::History,
+    output_node: &str,
+) -> bool {
+    let Some(images) = history.outputs.get(output_node).map(|o| &o.images) else {
+        return false;
+    };
+    if images.is_empty() {
+        return false;
+    }
+    for image in images {
+        if client.view(image).await.is_err() {
+            return false;
+        }
+    }
+    true
 }

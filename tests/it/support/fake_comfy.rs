@@ -309,8 +309,9 @@ impl FakeComfy {
         self.sh().lock().default = b;
     }
 
-    /// `true`: closes the listener, every HTTP connection and every WebSocket, and returns once
-    /// they are closed. `false`: listens on the same port again (before returning).
+    /// `true`: refuses every new connection (they are reset at once), closes every open HTTP
+    /// connection and WebSocket, and returns once they are closed. `false`: serves again, on the
+    /// same port (which it never gave up).
     pub fn set_down(&self, down: bool) {
         let sh = self.sh();
         if down {
@@ -323,30 +324,16 @@ impl FakeComfy {
             let (st, timeout) = sh
                 .cv
                 .wait_timeout_while(st, Duration::from_secs(10), |st| {
-                    st.listening || st.http_open > 0 || st.ws_open > 0
+                    st.http_open > 0 || st.ws_open > 0
                 })
                 .unwrap_or_else(|e| e.into_inner());
             assert!(
                 !timeout.timed_out(),
-                "fake ComfyUI: still open 10 s after set_down(true): listening {}, {} HTTP, {} WS",
-                st.listening,
+                "fake ComfyUI: still open 10 s after set_down(true): {} HTTP, {} WS",
                 st.http_open,
                 st.ws_open
             );
         } else {
-            if !*sh.down.borrow() {
-                return;
-            }
-            let listener = std::net::TcpListener::bind(sh.addr)
-                .unwrap_or_else(|e| panic!("fake ComfyUI: re-bind {}: {e}", sh.addr));
-            listener
-                .set_nonblocking(true)
-                .expect("fake ComfyUI: nonblocking");
-            {
-                let mut st = sh.lock();
-                st.new_listener = Some(listener);
-                st.listening = true;
-            }
             sh.down.send_replace(false);
         }
     }
@@ -443,35 +430,25 @@ async fn went_down(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|d| *d).await;
 }
 
+/// Accepts for the fake's whole life. While "down", connections are closed at once: the port
+/// stays ours (a freed port could be taken by another test's server, and this test's client
+/// would then talk to it).
 async fn accept_loop(sh: Arc<Shared>) {
     let app = router(sh.clone());
-    let mut down = sh.down.subscribe();
+    let Some(std_listener) = sh.lock().new_listener.take() else {
+        return;
+    };
+    let listener = tokio::net::TcpListener::from_std(std_listener).expect("fake ComfyUI: listener");
     loop {
-        let std_listener = loop {
-            if let Some(l) = sh.lock().new_listener.take() {
-                break l;
-            }
-            if down.changed().await.is_err() {
-                return;
-            }
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
         };
-        let listener =
-            tokio::net::TcpListener::from_std(std_listener).expect("fake ComfyUI: listener");
-        loop {
-            tokio::select! {
-                biased;
-                _ = went_down(&mut down) => break,
-                r = listener.accept() => {
-                    if let Ok((stream, _)) = r {
-                        sh.lock().http_open += 1;
-                        tokio::spawn(serve_http(sh.clone(), app.clone(), stream));
-                    }
-                }
-            }
+        if *sh.down.borrow() {
+            drop(stream);
+            continue;
         }
-        drop(listener);
-        sh.lock().listening = false;
-        sh.cv.notify_all();
+        sh.lock().http_open += 1;
+        tokio::spawn(serve_http(sh.clone(), app.clone(), stream));
     }
 }
 

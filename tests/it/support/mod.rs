@@ -1,6 +1,8 @@
 //! Test helpers: configs in temp dirs, the real `qwenedit` process, an in-process app.
 
+pub mod app;
 pub mod fake_comfy;
+pub mod fake_telegram;
 pub mod process;
 
 use std::path::{Path, PathBuf};
