@@ -19,12 +19,46 @@ pub enum AdminCommand {
         /// Telegram user id.
         id: String,
     },
+    /// Promocodes: create a batch, list, disable.
+    Promo {
+        #[command(subcommand)]
+        command: PromoCommand,
+    },
     /// Ledger checks.
     Ledger {
         /// Recompute every balance from the ledger and report differences.
         #[arg(long)]
         verify: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PromoCommand {
+    /// Create a batch of new codes.
+    Create {
+        /// Points each code gives.
+        #[arg(long)]
+        points: u32,
+        /// How many codes.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Uses per code (each user once).
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// Last day the codes work (YYYY-MM-DD, in billing.time_zone).
+        #[arg(long)]
+        expires: Option<String>,
+        /// A prefix for the codes, e.g. SPRING-.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Write the codes to this file (one per line) instead of printing them.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// List every code with its uses.
+    List,
+    /// Disable a code.
+    Disable { code: String },
 }
 
 #[derive(Args, Debug)]
@@ -115,6 +149,7 @@ pub fn run(config_path: &Path, command: AdminCommand) -> Result<(), CliError> {
             };
             print!("{}", render::user(&view));
         }
+        AdminCommand::Promo { command } => promo(config, command)?,
         AdminCommand::Ledger { verify } => {
             if !verify {
                 return Err(CliError(
@@ -141,4 +176,75 @@ fn unknown_user_hint(e: CliError, user: UserId, render: fn(OpsError) -> CliError
     } else {
         e
     }
+}
+
+/// The end of `date` (YYYY-MM-DD) in the billing time zone, as ms since the epoch.
+fn end_of_day(date: &str, tz: &str) -> Result<i64, CliError> {
+    let d: jiff::civil::Date = date
+        .trim()
+        .parse()
+        .map_err(|_| CliError(format!("--expires {date:?} is not a date like 2026-12-31")))?;
+    let tz = jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+    let next = d
+        .tomorrow()
+        .map_err(|e| CliError(e.to_string()))?
+        .to_zoned(tz)
+        .map_err(|e| CliError(e.to_string()))?;
+    Ok(next.timestamp().as_millisecond())
+}
+
+fn promo(config: crate::config::Config, command: PromoCommand) -> Result<(), CliError> {
+    match command {
+        PromoCommand::Create {
+            points,
+            count,
+            uses,
+            expires,
+            prefix,
+            out,
+        } => {
+            let expires_ms = match &expires {
+                Some(d) => Some(end_of_day(d, &config.billing.time_zone)?),
+                None => None,
+            };
+            let batch = ops::PromoBatch {
+                points,
+                count,
+                uses,
+                expires_ms,
+                prefix,
+            };
+            let codes: Vec<ops::PromoView> = match connect(config)? {
+                Target::Direct(app) => ops::create_promos(&app, batch).map_err(ops_error)?,
+                Target::Daemon(d) => d.post("/promocodes", &batch)?,
+            };
+            let text: String = codes.iter().map(|c| format!("{}\n", c.code)).collect();
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, &text)
+                        .map_err(|e| CliError(format!("cannot write {}: {e}", path.display())))?;
+                    println!("{} codes of {points} points written to {}", codes.len(), path.display());
+                }
+                None => print!("{text}"),
+            }
+        }
+        PromoCommand::List => {
+            let codes: Vec<ops::PromoView> = match connect(config)? {
+                Target::Direct(app) => ops::list_promos(&app).map_err(ops_error)?,
+                Target::Daemon(d) => d.get("/promocodes")?,
+            };
+            print!("{}", render::promos(&codes));
+        }
+        PromoCommand::Disable { code } => {
+            let p: ops::PromoView = match connect(config)? {
+                Target::Direct(app) => ops::disable_promo(&app, &code).map_err(ops_error)?,
+                Target::Daemon(d) => d.post(
+                    &format!("/promocodes/{}/disable", crate::store::normalize_code(&code)),
+                    &serde_json::json!({}),
+                )?,
+            };
+            println!("disabled {} ({} of {} uses were taken)", p.code, p.used, p.uses);
+        }
+    }
+    Ok(())
 }

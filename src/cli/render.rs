@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::ops::{TopupOutcome, UserView};
+use crate::ops::{PromoView, TopupOutcome, UserView};
 use crate::store::LedgerCheck;
 
 fn time(ms: i64) -> String {
@@ -43,7 +43,12 @@ pub fn user(v: &UserView) -> String {
     let _ = writeln!(s, "  balance:   {} points", v.balance);
     let _ = writeln!(s, "  language:  {}", v.language.as_deref().unwrap_or("-"));
     let _ = writeln!(s, "  joined:    {}", time(v.created_ms));
-    let _ = writeln!(s, "  last seen: {}", time(v.last_seen_ms));
+    let seen = if v.last_seen_ms == 0 {
+        "never (not in the bot yet)".to_string()
+    } else {
+        time(v.last_seen_ms)
+    };
+    let _ = writeln!(s, "  last seen: {seen}");
     let flags: Vec<&str> = [
         (v.admin, "admin"),
         (v.unlimited, "unlimited"),
@@ -120,6 +125,35 @@ pub fn ledger_check(c: &LedgerCheck) -> String {
     }
     for key in &c.bad_keys {
         let _ = writeln!(s, "BAD KEY {key}");
+    }
+    s
+}
+
+pub fn promos(codes: &[PromoView]) -> String {
+    let mut s = String::new();
+    if codes.is_empty() {
+        let _ = writeln!(s, "no promocodes yet");
+        return s;
+    }
+    let _ = writeln!(s, "{:<24} {:>7} {:>11}  {:<23} state", "code", "points", "used", "expires");
+    for c in codes {
+        let expires = c.expires_ms.map_or("-".to_string(), time);
+        let state = if c.disabled {
+            "disabled"
+        } else if c.used >= c.uses {
+            "used up"
+        } else {
+            "active"
+        };
+        let _ = writeln!(
+            s,
+            "{:<24} {:>7} {:>5} of {:<3}  {:<23} {state}",
+            c.code,
+            c.points,
+            c.used,
+            c.uses,
+            expires
+        );
     }
     s
 }

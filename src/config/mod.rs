@@ -118,6 +118,8 @@ pub struct Billing {
     pub weekly_bonus_time: Time,
     pub unlimited_users: Vec<i64>,
     pub test_mode: bool,
+    /// The time zone of `weekly_bonus_day`/`weekly_bonus_time` (IANA name).
+    pub time_zone: String,
 }
 
 #[derive(Debug, Clone)]

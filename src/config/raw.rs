@@ -204,6 +204,8 @@ struct RawBilling {
     weekly_bonus_time: String,
     unlimited_users: Vec<i64>,
     test_mode: bool,
+    #[serde(deserialize_with = "text::req")]
+    time_zone: String,
 }
 
 impl Default for RawBilling {
@@ -216,6 +218,7 @@ impl Default for RawBilling {
             weekly_bonus_time: "12:00".into(),
             unlimited_users: Vec::new(),
             test_mode: false,
+            time_zone: "Europe/Moscow".into(),
         }
     }
 }
@@ -401,7 +404,14 @@ impl RawConfig {
                 .map_err(|m| ConfigError::key("billing.weekly_bonus_time", m))?,
             unlimited_users: self.billing.unlimited_users,
             test_mode: self.billing.test_mode,
+            time_zone: self.billing.time_zone.clone(),
         };
+        if jiff::tz::TimeZone::get(&billing.time_zone).is_err() {
+            return Err(ConfigError::key(
+                "billing.time_zone",
+                format!("{:?} is not a time zone name like \"Europe/Moscow\"", billing.time_zone),
+            ));
+        }
         if self.queue.max_attempts == 0 {
             return Err(ConfigError::key("queue.max_attempts", "must be at least 1"));
         }

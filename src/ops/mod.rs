@@ -7,14 +7,18 @@ mod backup;
 mod doctor;
 mod edit;
 mod jobs;
+mod promo;
 mod reconcile;
 mod users;
 mod views;
+mod weekly;
 
 pub use admin::{Stats, set_banned, set_unlimited, stats};
 pub use backup::{BackupReport, backup};
 pub use doctor::{Check, DoctorReport, Status, doctor};
 pub use edit::{EditError, EditOutcome, EditRequest, edit_once};
+pub use promo::{PromoBatch, PromoView, create_promos, disable_promo, list_promos, redeem_promo};
+pub use weekly::{WeeklyReport, due_week, weekly_bonus};
 pub use jobs::{Submitted, cancel_job, job, price_for, settle_job, submit_edit};
 pub use reconcile::{ReconcileReport, reconcile};
 pub use users::{

@@ -44,10 +44,7 @@ pub fn topup(app: &App, req: TopupRequest) -> Result<TopupOutcome, OpsError> {
         if !req.create {
             return Err(OpsError::UnknownUser(req.user));
         }
-        created_user = app
-            .store
-            .register(req.user, NewUser::default(), 0, now)?
-            .created;
+        created_user = app.store.ensure_user(req.user, now)?;
     }
     let key = match req.idempotency_key {
         Some(k) if k.trim().is_empty() || k.len() > 200 => {

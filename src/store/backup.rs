@@ -48,6 +48,7 @@ impl Store {
                 PAYMENTS,
                 PROMOCODES,
                 BOT_STATE,
+                PROMO_REDEMPTIONS,
             );
             dst.commit().map_err(db)?;
             Ok(())

@@ -7,6 +7,7 @@ mod holds;
 mod kv;
 mod ledger;
 mod migrate;
+mod promos;
 pub mod records;
 mod tables;
 mod users;
@@ -19,7 +20,8 @@ use redb::{Database, ReadableDatabase};
 pub use holds::{HoldOutcome, SettleOutcome};
 pub use ledger::{Credit, LedgerCheck, Posted};
 pub use migrate::SCHEMA_VERSION;
-pub use records::{HoldRecord, HoldState, LedgerEntry, UserRecord};
+pub use promos::{Redeemed, normalize_code};
+pub use records::{HoldRecord, HoldState, LedgerEntry, PromoRecord, UserRecord};
 pub use users::{NewUser, Registered};
 
 use crate::codec::CodecError;

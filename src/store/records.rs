@@ -97,3 +97,22 @@ impl Versioned for HoldRecord {
     const NAME: &'static str = "hold";
     const VERSION: u8 = 1;
 }
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromoRecord {
+    /// Normalised: trimmed, upper case.
+    pub code: String,
+    pub points: u32,
+    pub max_uses: u32,
+    pub used: u32,
+    pub expires_ms: Option<i64>,
+    pub created_ms: i64,
+    pub disabled: bool,
+    /// The batch it was created in, for listing.
+    pub batch: String,
+}
+
+impl Versioned for PromoRecord {
+    const NAME: &'static str = "promocode";
+    const VERSION: u8 = 1;
+}

@@ -28,3 +28,6 @@ pub const PROMOCODES: TableDefinition<&str, &[u8]> = TableDefinition::new("promo
 /// The bot's own state, as versioned records it encodes itself: `dialog:<chat>`,
 /// `job:<job id>`, `offset`.
 pub const BOT_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("bot_state");
+/// (promocode, user) → (): who redeemed what, so a user redeems a code once.
+pub const PROMO_REDEMPTIONS: TableDefinition<(&str, i64), ()> =
+    TableDefinition::new("promo_redemptions");

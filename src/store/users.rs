@@ -101,6 +101,31 @@ impl Store {
         })
     }
 
+    /// Creates a user the operator names before they used the bot (no welcome points; never
+    /// seen, so not "active"). A known user is left as is. Returns whether it was created.
+    pub fn ensure_user(&self, id: UserId, now_ms: i64) -> Result<bool, StoreError> {
+        self.write(|txn| {
+            let mut users = txn.open_table(USERS).map_err(db)?;
+            if users.get(id.get()).map_err(db)?.is_some() {
+                return Ok(false);
+            }
+            let record = UserRecord {
+                id,
+                username: None,
+                language: None,
+                created_ms: now_ms,
+                last_seen_ms: 0,
+                admin: false,
+                unlimited: false,
+                banned: false,
+            };
+            users
+                .insert(id.get(), encode(&record).as_slice())
+                .map_err(db)?;
+            Ok(true)
+        })
+    }
+
     /// Changes a user's record; `UnknownUser` if there is none.
     pub fn update_user(
         &self,

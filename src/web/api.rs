@@ -151,3 +151,25 @@ pub async fn backup(
         app.blocking(move |app| ops::backup(app, &b.dir)).await?,
     ))
 }
+
+pub async fn create_promos(
+    State(app): State<App>,
+    payload: Result<Json<ops::PromoBatch>, JsonRejection>,
+) -> ApiResult<Vec<ops::PromoView>> {
+    let b = body(payload)?;
+    Ok(Json(app.blocking(move |app| ops::create_promos(app, b)).await?))
+}
+
+pub async fn list_promos(State(app): State<App>) -> ApiResult<Vec<ops::PromoView>> {
+    Ok(Json(app.blocking(ops::list_promos).await?))
+}
+
+pub async fn disable_promo(
+    State(app): State<App>,
+    Path(code): Path<String>,
+) -> ApiResult<ops::PromoView> {
+    Ok(Json(
+        app.blocking(move |app| ops::disable_promo(app, &code))
+            .await?,
+    ))
+}

@@ -8,6 +8,7 @@ mod config;
 mod crash;
 mod fake_telegram_selftest;
 mod ledger_props;
+mod money;
 mod queue;
 mod uploads;
 mod worker;
