@@ -22,11 +22,18 @@ use qwenedit::worker::JobEventKind;
 
 fn jpeg(w: u32, h: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([(x * 7 % 251) as u8, (y * 3 % 241) as u8, ((x ^ y) % 239) as u8])
+        image::Rgb([
+            (x * 7 % 251) as u8,
+            (y * 3 % 241) as u8,
+            ((x ^ y) % 239) as u8,
+        ])
     });
     let mut out = Vec::new();
     image::DynamicImage::ImageRgb8(img)
-        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg)
+        .write_to(
+            &mut std::io::Cursor::new(&mut out),
+            image::ImageFormat::Jpeg,
+        )
         .unwrap();
     out
 }
@@ -38,7 +45,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 async fn overhead(label: &str, photo: Vec<u8>, runs: usize) {
     let comfy = FakeComfy::start().await;
-    comfy.set_default(Behavior::Succeed { steps: 1, step_ms: 0 });
+    comfy.set_default(Behavior::Succeed {
+        steps: 1,
+        step_ms: 0,
+    });
     let mut t = TestApp::start(&[comfy.url()], "").await;
     let user = t.user(1, 1_000_000);
     let mut ms = Vec::with_capacity(runs);
@@ -66,14 +76,19 @@ async fn overhead(label: &str, photo: Vec<u8>, runs: usize) {
 
 async fn idle_gap(jobs: usize) {
     let comfy = FakeComfy::start().await;
-    comfy.set_default(Behavior::Succeed { steps: 3, step_ms: 100 });
+    comfy.set_default(Behavior::Succeed {
+        steps: 3,
+        step_ms: 100,
+    });
     let mut t = TestApp::start(&[comfy.url()], "").await;
     let user = t.user(1, 1_000_000);
     let small = {
         let n = normalize(&jpeg(512, 512), &Limits::default(), 1_000_000).unwrap();
         n.png
     };
-    let ids: Vec<JobId> = (0..jobs).map(|_| t.submit(user, vec![t.input(&small)], 1)).collect();
+    let ids: Vec<JobId> = (0..jobs)
+        .map(|_| t.submit(user, vec![t.input(&small)], 1))
+        .collect();
     for id in &ids {
         t.wait_done(*id).await;
     }
@@ -121,7 +136,12 @@ fn main() {
     runtime.block_on(async {
         let runs = if quick { 5 } else { 100 };
         overhead("per-job overhead, 1 MP", jpeg(1200, 800), runs).await;
-        overhead("per-job overhead, 12 MP", jpeg(4000, 3000), if quick { 3 } else { 30 }).await;
+        overhead(
+            "per-job overhead, 12 MP",
+            jpeg(4000, 3000),
+            if quick { 3 } else { 30 },
+        )
+        .await;
         idle_gap(if quick { 5 } else { 50 }).await;
     });
 }

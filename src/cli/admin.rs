@@ -223,7 +223,11 @@ fn promo(config: crate::config::Config, command: PromoCommand) -> Result<(), Cli
                 Some(path) => {
                     std::fs::write(&path, &text)
                         .map_err(|e| CliError(format!("cannot write {}: {e}", path.display())))?;
-                    println!("{} codes of {points} points written to {}", codes.len(), path.display());
+                    println!(
+                        "{} codes of {points} points written to {}",
+                        codes.len(),
+                        path.display()
+                    );
                 }
                 None => print!("{text}"),
             }
@@ -239,11 +243,17 @@ fn promo(config: crate::config::Config, command: PromoCommand) -> Result<(), Cli
             let p: ops::PromoView = match connect(config)? {
                 Target::Direct(app) => ops::disable_promo(&app, &code).map_err(ops_error)?,
                 Target::Daemon(d) => d.post(
-                    &format!("/promocodes/{}/disable", crate::store::normalize_code(&code)),
+                    &format!(
+                        "/promocodes/{}/disable",
+                        crate::store::normalize_code(&code)
+                    ),
                     &serde_json::json!({}),
                 )?,
             };
-            println!("disabled {} ({} of {} uses were taken)", p.code, p.used, p.uses);
+            println!(
+                "disabled {} ({} of {} uses were taken)",
+                p.code, p.used, p.uses
+            );
         }
     }
     Ok(())

@@ -4,23 +4,30 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use clap::Args;
+use clap::{ArgGroup, Args};
 
 use super::{CliError, load_config, logging};
 use crate::ops::{self, EditRequest};
 
 #[derive(Args, Debug)]
+#[command(group(
+    ArgGroup::new("what")
+        .args(["preset", "prompt", "workflow"])
+        .required(true)
+        .multiple(true)
+))]
 pub struct EditArgs {
     /// 1 to 3 input images (JPEG, PNG or WebP).
     #[arg(required = true, num_args = 1..=3)]
     pub images: Vec<PathBuf>,
     /// A preset key (see the presets folder).
-    #[arg(long, conflicts_with = "prompt", required_unless_present = "prompt")]
+    #[arg(long, conflicts_with = "prompt")]
     pub preset: Option<String>,
     /// What to change, in your own words.
     #[arg(long)]
     pub prompt: Option<String>,
-    /// A workflow file in ComfyUI's API format instead of the preset's or the default.
+    /// A workflow file in ComfyUI's API format instead of the preset's or the default (then
+    /// --preset and --prompt are optional: a workflow may need no prompt).
     #[arg(long)]
     pub workflow: Option<PathBuf>,
     /// The ComfyUI to use (default: the first configured backend).

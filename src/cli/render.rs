@@ -135,7 +135,11 @@ pub fn promos(codes: &[PromoView]) -> String {
         let _ = writeln!(s, "no promocodes yet");
         return s;
     }
-    let _ = writeln!(s, "{:<24} {:>7} {:>11}  {:<23} state", "code", "points", "used", "expires");
+    let _ = writeln!(
+        s,
+        "{:<24} {:>7} {:>11}  {:<23} state",
+        "code", "points", "used", "expires"
+    );
     for c in codes {
         let expires = c.expires_ms.map_or("-".to_string(), time);
         let state = if c.disabled {
@@ -148,11 +152,7 @@ pub fn promos(codes: &[PromoView]) -> String {
         let _ = writeln!(
             s,
             "{:<24} {:>7} {:>5} of {:<3}  {:<23} {state}",
-            c.code,
-            c.points,
-            c.used,
-            c.uses,
-            expires
+            c.code, c.points, c.used, c.uses, expires
         );
     }
     s

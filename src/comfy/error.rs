@@ -38,10 +38,25 @@ impl ComfyError {
         }
     }
 
+    /// reqwest's own text is only "error sending request"; the cause (connection refused,
+    /// timed out) is in its source chain.
     pub(crate) fn unreachable(url: &reqwest::Url, e: &reqwest::Error) -> Self {
+        let mut message = if e.is_timeout() {
+            "timed out".to_string()
+        } else {
+            String::new()
+        };
+        let mut source = std::error::Error::source(e);
+        while let Some(cause) = source {
+            message = cause.to_string();
+            source = cause.source();
+        }
+        if message.is_empty() {
+            message = "request failed".to_string();
+        }
         ComfyError::Unreachable {
             url: url.to_string(),
-            message: e.to_string(),
+            message,
         }
     }
 }

@@ -7,16 +7,44 @@ use serde_json::Value;
 
 use super::{ComfyClient, ComfyError, Event, Socket};
 
+/// Why [`run_graph_within`] gave up.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Comfy(#[from] ComfyError),
+    /// The timeout passed; the run was interrupted and taken off the queue.
+    #[error("no result within {}; interrupted", show_duration(*.0))]
+    TimedOut(Duration),
+}
+
 /// Runs `graph` as `prompt_id`, reporting sampling progress (0..=100), and returns the bytes of
-/// every image of `output_node`. Interrupts the run when `timeout` passes.
+/// every image of `output_node`. Interrupts the run when `timeout` passes (a
+/// [`ComfyError::Protocol`]; [`run_graph_within`] tells a timeout apart).
 pub async fn run_graph(
     client: &ComfyClient,
     graph: &Value,
     prompt_id: &str,
     output_node: &str,
     timeout: Duration,
-    mut progress: impl FnMut(u8),
+    progress: impl FnMut(u8),
 ) -> Result<Vec<Vec<u8>>, ComfyError> {
+    run_graph_within(client, graph, prompt_id, output_node, timeout, progress)
+        .await
+        .map_err(|e| match e {
+            RunError::Comfy(e) => e,
+            timed_out @ RunError::TimedOut(_) => ComfyError::Protocol(timed_out.to_string()),
+        })
+}
+
+/// [`run_graph`], with a timeout told apart from ComfyUI's failures.
+pub async fn run_graph_within(
+    client: &ComfyClient,
+    graph: &Value,
+    prompt_id: &str,
+    output_node: &str,
+    timeout: Duration,
+    mut progress: impl FnMut(u8),
+) -> Result<Vec<Vec<u8>>, RunError> {
     let client_id = format!("qwenedit-cli-{}", ulid::Ulid::new());
     let mut socket = Socket::connect(client.base(), &client_id).await?;
     client.queue_prompt(graph, prompt_id, &client_id).await?;
@@ -28,7 +56,7 @@ pub async fn run_graph(
                 let _ = client.interrupt(prompt_id).await;
                 let _ = client.delete_pending(&[prompt_id.to_string()]).await;
                 socket.close().await;
-                return Err(ComfyError::Protocol(format!("no result within {}s; interrupted", timeout.as_secs())));
+                return Err(RunError::TimedOut(timeout));
             }
         };
         match ev {
@@ -48,7 +76,7 @@ pub async fn run_graph(
             }) if p == prompt_id => break,
             Some(Event::Interrupted { prompt_id: p }) if p == prompt_id => {
                 socket.close().await;
-                return Err(ComfyError::Interrupted);
+                return Err(ComfyError::Interrupted.into());
             }
             Some(_) => {}
         }
@@ -80,9 +108,10 @@ pub async fn run_graph(
                 node_type,
                 exception_type,
                 message,
-            });
+            }
+            .into());
         }
-        return Err(ComfyError::Interrupted);
+        return Err(ComfyError::Interrupted.into());
     }
     let images = history
         .outputs
@@ -90,7 +119,7 @@ pub async fn run_graph(
         .map(|o| o.images.clone())
         .unwrap_or_default();
     if images.is_empty() {
-        return Err(ComfyError::MissingOutput(format!("node {output_node}")));
+        return Err(ComfyError::MissingOutput(format!("node {output_node}")).into());
     }
     let mut out = Vec::new();
     for image in &images {
@@ -98,4 +127,13 @@ pub async fn run_graph(
     }
     progress(100);
     Ok(out)
+}
+
+/// `2s`, `1500ms`: a timeout as the config writes it.
+pub fn show_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }

@@ -409,7 +409,10 @@ impl RawConfig {
         if jiff::tz::TimeZone::get(&billing.time_zone).is_err() {
             return Err(ConfigError::key(
                 "billing.time_zone",
-                format!("{:?} is not a time zone name like \"Europe/Moscow\"", billing.time_zone),
+                format!(
+                    "{:?} is not a time zone name like \"Europe/Moscow\"",
+                    billing.time_zone
+                ),
             ));
         }
         if self.queue.max_attempts == 0 {

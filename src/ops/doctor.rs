@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::comfy::client::combo_options;
 use crate::comfy::workflow::{load_dir, model_files_in, models_folder};
-use crate::comfy::{ComfyClient, Patch, Workflow};
+use crate::comfy::{ComfyClient, ComfyError, Patch, Workflow};
 use crate::config::Config;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -246,7 +246,14 @@ async fn check_backend(
     let client = ComfyClient::new(url.clone(), Duration::from_secs(20));
     let stats = match client.system_stats().await {
         Ok(s) => s,
-        Err(e) => return r.push(Status::Fail, what, format!("unreachable: {e}")),
+        Err(ComfyError::Unreachable { message, .. }) => {
+            return r.push(
+                Status::Fail,
+                what,
+                format!("not reachable ({message}); is ComfyUI running?"),
+            );
+        }
+        Err(e) => return r.push(Status::Fail, what, e.to_string()),
     };
     let device = stats.devices.first().cloned().unwrap_or_default();
     let vram = if device.vram_total > 0 {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::comfy::oneshot::run_graph;
+use crate::comfy::oneshot::{RunError, run_graph_within, show_duration};
 use crate::comfy::{ComfyClient, ComfyError, Patch, Workflow, WorkflowError};
 use crate::config::Config;
 use crate::media::{Limits, Rejection, normalize};
@@ -25,15 +25,18 @@ pub enum EditError {
     Input { path: String, message: String },
     #[error("{path}: {rejection}")]
     Rejected { path: String, rejection: Rejection },
-    #[error("unknown preset {0:?}")]
-    UnknownPreset(String),
+    #[error("unknown preset {0:?}; the presets are the .toml files in {1}")]
+    UnknownPreset(String, String),
     #[error("unknown workflow {0:?}; the workflows folders have: {1}")]
     UnknownWorkflow(String, String),
     #[error(transparent)]
     Workflow(#[from] WorkflowError),
     #[error("{0}")]
     Presets(String),
-    #[error("the preset {key} takes {takes} photo(s); {given} given")]
+    #[error(
+        "the preset {key} takes {takes} {}; {given} given",
+        if *takes == 1 { "photo" } else { "photos" }
+    )]
     ImageCount {
         key: String,
         takes: u8,
@@ -45,8 +48,13 @@ pub enum EditError {
         "ComfyUI rejected the workflow: {0}\n(`qwenedit doctor` lists missing models and nodes)"
     )]
     Invalid(String),
-    #[error("ComfyUI failed: {0}")]
-    Comfy(ComfyError),
+    #[error("ComfyUI gave no result within {0} (comfyui.job_timeout); the run was interrupted")]
+    TimedOut(String),
+    #[error("the run was interrupted in ComfyUI")]
+    Interrupted,
+    /// ComfyUI's own words, on one line.
+    #[error("{0}")]
+    Comfy(String),
 }
 
 impl From<ComfyError> for EditError {
@@ -54,9 +62,24 @@ impl From<ComfyError> for EditError {
         match e {
             ComfyError::Unreachable { url, message } => EditError::Down { url, message },
             ComfyError::Rejected(m) => EditError::Invalid(m),
-            other => EditError::Comfy(other),
+            ComfyError::Interrupted => EditError::Interrupted,
+            other => EditError::Comfy(one_line(&other.to_string())),
         }
     }
+}
+
+impl From<RunError> for EditError {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::Comfy(e) => e.into(),
+            RunError::TimedOut(after) => EditError::TimedOut(show_duration(after)),
+        }
+    }
+}
+
+/// Python tracebacks and HTTP bodies end in newlines and may span several lines.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 pub struct EditOutcome {
@@ -91,7 +114,7 @@ pub async fn edit_once(
         let shown = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|e| EditError::Input {
             path: shown.clone(),
-            message: e.to_string(),
+            message: format!("cannot read: {e}"),
         })?;
         let limits = Limits::default();
         let normalized = tokio::task::spawn_blocking(move || normalize(&bytes, &limits, target))
@@ -129,7 +152,7 @@ pub async fn edit_once(
         output_prefix: format!("qwenedit/{run_id}"),
         models: config.comfyui.models.clone(),
     })?;
-    let outputs = run_graph(
+    let outputs = run_graph_within(
         &client,
         &graph,
         &run_id,
@@ -162,9 +185,10 @@ fn resolve(config: &Config, req: &EditRequest) -> Result<Resolved, EditError> {
             }
             let presets = crate::presets::Presets::load(&dirs)
                 .map_err(|e| EditError::Presets(e.to_string()))?;
-            let preset = presets
-                .get(key)
-                .ok_or_else(|| EditError::UnknownPreset(key.clone()))?;
+            let preset = presets.get(key).ok_or_else(|| {
+                let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+                EditError::UnknownPreset(key.clone(), dirs.join(" and "))
+            })?;
             (
                 preset.workflow.clone(),
                 Some(preset.prompt.clone()),

@@ -17,14 +17,14 @@ pub use admin::{Stats, set_banned, set_unlimited, stats};
 pub use backup::{BackupReport, backup};
 pub use doctor::{Check, DoctorReport, Status, doctor};
 pub use edit::{EditError, EditOutcome, EditRequest, edit_once};
-pub use promo::{PromoBatch, PromoView, create_promos, disable_promo, list_promos, redeem_promo};
-pub use weekly::{WeeklyReport, due_week, weekly_bonus};
 pub use jobs::{Submitted, cancel_job, job, price_for, settle_job, submit_edit};
+pub use promo::{PromoBatch, PromoView, create_promos, disable_promo, list_promos, redeem_promo};
 pub use reconcile::{ReconcileReport, reconcile};
 pub use users::{
     TopupOutcome, TopupRequest, UserSummary, register_user, topup, user_summary, verify_ledger,
 };
 pub use views::{JobView, LedgerEntryView, UserView};
+pub use weekly::{WeeklyReport, due_week, weekly_bonus};
 
 use crate::domain::{JobId, JobState, UserId};
 use crate::queue::QueueError;

@@ -61,7 +61,11 @@ pub fn create_promos(app: &App, b: PromoBatch) -> Result<Vec<PromoView>, OpsErro
         .as_deref()
         .map(crate::store::normalize_code)
         .unwrap_or_default();
-    if prefix.len() > 16 || !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+    if prefix.len() > 16
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
         return Err(OpsError::Invalid(
             "the prefix must be up to 16 letters, digits or dashes".into(),
         ));

@@ -36,7 +36,8 @@ impl Store {
                         key: p.code.clone(),
                     });
                 }
-                t.insert(p.code.as_str(), encode(p).as_slice()).map_err(db)?;
+                t.insert(p.code.as_str(), encode(p).as_slice())
+                    .map_err(db)?;
             }
             Ok(())
         })
@@ -55,7 +56,11 @@ impl Store {
         })
     }
 
-    pub fn set_promo_disabled(&self, code: &str, disabled: bool) -> Result<Option<PromoRecord>, StoreError> {
+    pub fn set_promo_disabled(
+        &self,
+        code: &str,
+        disabled: bool,
+    ) -> Result<Option<PromoRecord>, StoreError> {
         let code = normalize_code(code);
         self.write(|txn| {
             let mut t = txn.open_table(PROMOCODES).map_err(db)?;
@@ -70,7 +75,12 @@ impl Store {
     }
 
     /// Redeems `code` for `user`: checks, uses and credits in one transaction.
-    pub fn redeem_promo(&self, code: &str, user: UserId, now_ms: i64) -> Result<Redeemed, StoreError> {
+    pub fn redeem_promo(
+        &self,
+        code: &str,
+        user: UserId,
+        now_ms: i64,
+    ) -> Result<Redeemed, StoreError> {
         let code = normalize_code(code);
         self.write(|txn| {
             let mut promos = txn.open_table(PROMOCODES).map_err(db)?;

@@ -157,7 +157,9 @@ pub async fn create_promos(
     payload: Result<Json<ops::PromoBatch>, JsonRejection>,
 ) -> ApiResult<Vec<ops::PromoView>> {
     let b = body(payload)?;
-    Ok(Json(app.blocking(move |app| ops::create_promos(app, b)).await?))
+    Ok(Json(
+        app.blocking(move |app| ops::create_promos(app, b)).await?,
+    ))
 }
 
 pub async fn list_promos(State(app): State<App>) -> ApiResult<Vec<ops::PromoView>> {

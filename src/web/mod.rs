@@ -24,7 +24,10 @@ pub fn router(app: App) -> Router {
         .route("/jobs/{id}", get(api::get_job))
         .route("/jobs/{id}/cancel", post(api::cancel_job))
         .route("/backup", post(api::backup))
-        .route("/promocodes", get(api::list_promos).post(api::create_promos))
+        .route(
+            "/promocodes",
+            get(api::list_promos).post(api::create_promos),
+        )
         .route("/promocodes/{code}/disable", post(api::disable_promo))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),

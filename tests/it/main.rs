@@ -3,6 +3,7 @@
 mod support;
 
 mod cli_admin;
+mod cli_engine;
 mod comfy_client;
 mod config;
 mod crash;

@@ -27,7 +27,9 @@ async fn a_one_use_code_raced_by_two_users_is_redeemed_once() {
     for round in 0..20 {
         let a = t.user(1000 + round * 2, 0);
         let b = t.user(1001 + round * 2, 0);
-        let code = ops::create_promos(&t.app, batch(25, 1, 1)).unwrap()[0].code.clone();
+        let code = ops::create_promos(&t.app, batch(25, 1, 1)).unwrap()[0]
+            .code
+            .clone();
         assert!(code.starts_with("WIN-") && code.len() == 12, "{code}");
         let barrier = Arc::new(Barrier::new(2));
         let results: Vec<Redeemed> = [a, b]
@@ -58,18 +60,36 @@ async fn a_one_use_code_raced_by_two_users_is_redeemed_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codes_are_case_insensitive_used_once_per_user_and_expire() {
     let clock = Clock::manual(MONDAY_0859_UTC);
-    let t = TestApp::start_with_clock(&["http://127.0.0.1:9".parse().unwrap()], "", clock.clone()).await;
+    let t = TestApp::start_with_clock(&["http://127.0.0.1:9".parse().unwrap()], "", clock.clone())
+        .await;
     let (a, b, c) = (t.user(1, 0), t.user(2, 0), t.user(3, 0));
-    let code = ops::create_promos(&t.app, batch(10, 1, 2)).unwrap()[0].code.clone();
+    let code = ops::create_promos(&t.app, batch(10, 1, 2)).unwrap()[0]
+        .code
+        .clone();
     let typed = format!("  {}  ", code.to_lowercase());
     assert_eq!(
         ops::redeem_promo(&t.app, a, &typed).unwrap(),
-        Redeemed::Credited { points: 10, balance: 10 }
+        Redeemed::Credited {
+            points: 10,
+            balance: 10
+        }
     );
-    assert_eq!(ops::redeem_promo(&t.app, a, &code).unwrap(), Redeemed::AlreadyUsedByYou);
-    assert!(matches!(ops::redeem_promo(&t.app, b, &code).unwrap(), Redeemed::Credited { .. }));
-    assert_eq!(ops::redeem_promo(&t.app, c, &code).unwrap(), Redeemed::UsedUp);
-    assert_eq!(ops::redeem_promo(&t.app, c, "NO-SUCH").unwrap(), Redeemed::Unknown);
+    assert_eq!(
+        ops::redeem_promo(&t.app, a, &code).unwrap(),
+        Redeemed::AlreadyUsedByYou
+    );
+    assert!(matches!(
+        ops::redeem_promo(&t.app, b, &code).unwrap(),
+        Redeemed::Credited { .. }
+    ));
+    assert_eq!(
+        ops::redeem_promo(&t.app, c, &code).unwrap(),
+        Redeemed::UsedUp
+    );
+    assert_eq!(
+        ops::redeem_promo(&t.app, c, "NO-SUCH").unwrap(),
+        Redeemed::Unknown
+    );
     assert_eq!(ops::redeem_promo(&t.app, c, "").unwrap(), Redeemed::Unknown);
 
     let expiring = ops::create_promos(
@@ -83,16 +103,32 @@ async fn codes_are_case_insensitive_used_once_per_user_and_expire() {
         .code
         .clone();
     clock.advance_ms(61_000);
-    assert_eq!(ops::redeem_promo(&t.app, c, &expiring).unwrap(), Redeemed::Expired);
+    assert_eq!(
+        ops::redeem_promo(&t.app, c, &expiring).unwrap(),
+        Redeemed::Expired
+    );
 
-    let disabled = ops::create_promos(&t.app, batch(5, 1, 10)).unwrap()[0].code.clone();
+    let disabled = ops::create_promos(&t.app, batch(5, 1, 10)).unwrap()[0]
+        .code
+        .clone();
     ops::disable_promo(&t.app, &disabled).unwrap();
-    assert_eq!(ops::redeem_promo(&t.app, c, &disabled).unwrap(), Redeemed::Unknown);
+    assert_eq!(
+        ops::redeem_promo(&t.app, c, &disabled).unwrap(),
+        Redeemed::Unknown
+    );
 
     let listed = ops::list_promos(&t.app).unwrap();
     assert_eq!(listed.len(), 3);
     assert!(listed.iter().any(|p| p.code == code && p.used == 2));
-    for bad in [batch(0, 1, 1), batch(1, 0, 1), batch(1, 1, 0), PromoBatch { prefix: Some("bad prefix!".into()), ..batch(1, 1, 1) }] {
+    for bad in [
+        batch(0, 1, 1),
+        batch(1, 0, 1),
+        batch(1, 1, 0),
+        PromoBatch {
+            prefix: Some("bad prefix!".into()),
+            ..batch(1, 1, 1)
+        },
+    ] {
         assert!(ops::create_promos(&t.app, bad).is_err());
     }
     assert!(t.app.store.verify_ledger().unwrap().is_consistent());
@@ -109,7 +145,9 @@ async fn the_weekly_bonus_is_credited_once_per_week_across_restarts_and_gaps() {
     // The quiet user was last seen 40 days ago.
     t.app
         .store
-        .update_user(quiet, |u| u.last_seen_ms = MONDAY_0859_UTC - 40 * 86_400_000)
+        .update_user(quiet, |u| {
+            u.last_seen_ms = MONDAY_0859_UTC - 40 * 86_400_000
+        })
         .unwrap();
     t.app
         .store
