@@ -120,6 +120,32 @@ pub struct Billing {
     pub test_mode: bool,
     /// The time zone of `weekly_bonus_day`/`weekly_bonus_time` (IANA name).
     pub time_zone: String,
+    /// Point packs sold for Telegram Stars (and rubles where YooKassa is on).
+    pub packs: Vec<Pack>,
+    /// Top-up links a user may create per minute.
+    pub payments_per_minute: u32,
+    /// False turns top-ups off entirely.
+    pub payments_enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pack {
+    pub points: u32,
+    /// Price in Telegram Stars (XTR).
+    pub stars: u32,
+    /// Price in rubles, for YooKassa.
+    #[serde(default)]
+    pub rub: Option<u32>,
+    /// Extra points on top, shown and credited exactly as shown.
+    #[serde(default)]
+    pub bonus: u32,
+}
+
+impl Pack {
+    pub fn total_points(&self) -> u32 {
+        self.points + self.bonus
+    }
 }
 
 #[derive(Debug, Clone)]

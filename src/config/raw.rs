@@ -206,6 +206,9 @@ struct RawBilling {
     test_mode: bool,
     #[serde(deserialize_with = "text::req")]
     time_zone: String,
+    packs: Vec<super::Pack>,
+    payments_per_minute: u32,
+    payments_enabled: bool,
 }
 
 impl Default for RawBilling {
@@ -219,6 +222,13 @@ impl Default for RawBilling {
             unlimited_users: Vec::new(),
             test_mode: false,
             time_zone: "Europe/Moscow".into(),
+            packs: vec![
+                super::Pack { points: 100, stars: 50, rub: Some(99), bonus: 0 },
+                super::Pack { points: 300, stars: 140, rub: Some(279), bonus: 30 },
+                super::Pack { points: 1000, stars: 400, rub: Some(790), bonus: 150 },
+            ],
+            payments_per_minute: 5,
+            payments_enabled: true,
         }
     }
 }
@@ -405,7 +415,21 @@ impl RawConfig {
             unlimited_users: self.billing.unlimited_users,
             test_mode: self.billing.test_mode,
             time_zone: self.billing.time_zone.clone(),
+            packs: self.billing.packs.clone(),
+            payments_per_minute: self.billing.payments_per_minute.max(1),
+            payments_enabled: self.billing.payments_enabled,
         };
+        for (i, p) in billing.packs.iter().enumerate() {
+            if p.points == 0 || p.stars == 0 || p.stars > 100_000 || p.rub == Some(0) {
+                return Err(ConfigError::key(
+                    format!("billing.packs[{i}]"),
+                    "points and stars must be positive (stars at most 100000), rub positive if set",
+                ));
+            }
+        }
+        if billing.packs.len() > 8 {
+            return Err(ConfigError::key("billing.packs", "at most 8 packs"));
+        }
         if jiff::tz::TimeZone::get(&billing.time_zone).is_err() {
             return Err(ConfigError::key(
                 "billing.time_zone",

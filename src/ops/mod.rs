@@ -7,6 +7,7 @@ mod backup;
 mod doctor;
 mod edit;
 mod jobs;
+mod payments;
 mod promo;
 mod reconcile;
 mod users;
@@ -17,6 +18,7 @@ pub use admin::{Stats, set_banned, set_unlimited, stats};
 pub use backup::{BackupReport, backup};
 pub use doctor::{Check, DoctorReport, Status, doctor};
 pub use edit::{EditError, EditOutcome, EditRequest, edit_once};
+pub use payments::{Order, Refusal, create_stars_order, credit_stars, payment_history, pre_checkout};
 pub use jobs::{Submitted, cancel_job, job, price_for, settle_job, submit_edit};
 pub use promo::{PromoBatch, PromoView, create_promos, disable_promo, list_promos, redeem_promo};
 pub use reconcile::{ReconcileReport, reconcile};
@@ -47,6 +49,8 @@ pub enum OpsError {
     Invalid(String),
     #[error("the idempotency key was already used for a different request")]
     KeyConflict,
+    #[error("too many requests; try again in a minute")]
+    RateLimited,
     #[error(transparent)]
     Store(StoreError),
     #[error(transparent)]

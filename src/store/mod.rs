@@ -7,6 +7,7 @@ mod holds;
 mod kv;
 mod ledger;
 mod migrate;
+mod payments;
 mod promos;
 pub mod records;
 mod tables;
@@ -20,8 +21,11 @@ use redb::{Database, ReadableDatabase};
 pub use holds::{HoldOutcome, SettleOutcome};
 pub use ledger::{Credit, LedgerCheck, Posted};
 pub use migrate::SCHEMA_VERSION;
+pub use payments::Credited;
 pub use promos::{Redeemed, normalize_code};
-pub use records::{HoldRecord, HoldState, LedgerEntry, PromoRecord, UserRecord};
+pub use records::{
+    HoldRecord, HoldState, LedgerEntry, PaymentRecord, PaymentStatus, PromoRecord, Rail, UserRecord,
+};
 pub use users::{NewUser, Registered};
 
 use crate::codec::CodecError;

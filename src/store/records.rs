@@ -116,3 +116,40 @@ impl Versioned for PromoRecord {
     const NAME: &'static str = "promocode";
     const VERSION: u8 = 1;
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rail {
+    Stars,
+    YooKassa,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PaymentStatus {
+    Pending,
+    Succeeded,
+    Canceled,
+    Refunded,
+}
+
+/// An order (`order:<id>`, what the user asked to buy) or a payment (`stars:<charge id>`,
+/// `yookassa:<id>`: what the provider reported), in the payments table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRecord {
+    pub id: String,
+    pub order_id: String,
+    pub user: UserId,
+    pub rail: Rail,
+    pub status: PaymentStatus,
+    /// In the currency's smallest unit (Stars; kopecks).
+    pub amount: u64,
+    pub currency: String,
+    /// Points credited (or to credit), bonus included.
+    pub points: u32,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl Versioned for PaymentRecord {
+    const NAME: &'static str = "payment";
+    const VERSION: u8 = 1;
+}

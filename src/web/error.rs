@@ -57,6 +57,7 @@ impl From<OpsError> for ApiError {
             OpsError::NotCancellable { .. } => (StatusCode::CONFLICT, "not_cancellable"),
             OpsError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             OpsError::KeyConflict => (StatusCode::CONFLICT, "idempotency_conflict"),
+            OpsError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             OpsError::Store(_) | OpsError::Queue(_) => {
                 tracing::error!(error = %e, "storage failure in the admin API");
                 return ApiError::new(
