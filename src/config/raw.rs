@@ -223,9 +223,24 @@ impl Default for RawBilling {
             test_mode: false,
             time_zone: "Europe/Moscow".into(),
             packs: vec![
-                super::Pack { points: 100, stars: 50, rub: Some(99), bonus: 0 },
-                super::Pack { points: 300, stars: 140, rub: Some(279), bonus: 30 },
-                super::Pack { points: 1000, stars: 400, rub: Some(790), bonus: 150 },
+                super::Pack {
+                    points: 100,
+                    stars: 50,
+                    rub: Some(99),
+                    bonus: 0,
+                },
+                super::Pack {
+                    points: 300,
+                    stars: 140,
+                    rub: Some(279),
+                    bonus: 30,
+                },
+                super::Pack {
+                    points: 1000,
+                    stars: 400,
+                    rub: Some(790),
+                    bonus: 150,
+                },
             ],
             payments_per_minute: 5,
             payments_enabled: true,

@@ -12,7 +12,9 @@ use crate::domain::Reason;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Credited {
-    Applied { balance: i64 },
+    Applied {
+        balance: i64,
+    },
     /// This payment id was credited before.
     Duplicate,
 }

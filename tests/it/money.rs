@@ -222,7 +222,10 @@ async fn fifty_concurrent_submissions_covered_once_accept_exactly_one() {
         Err(ops::OpsError::InsufficientPoints { need: 30, have: 0 })
     )));
     assert_eq!(t.balance(user), 0);
-    assert_eq!(t.app.queue.depth().waiting() + t.app.queue.depth().running, 1);
+    assert_eq!(
+        t.app.queue.depth().waiting() + t.app.queue.depth().running,
+        1
+    );
     assert!(t.app.store.verify_ledger().unwrap().is_consistent());
     t.stop().await;
 }
@@ -230,16 +233,29 @@ async fn fifty_concurrent_submissions_covered_once_accept_exactly_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stars_payment_is_checked_then_credited_once_per_charge() {
     let clock = Clock::manual(MONDAY_0859_UTC);
-    let t = TestApp::start_with_clock(&["http://127.0.0.1:9".parse().unwrap()], "", clock.clone()).await;
+    let t = TestApp::start_with_clock(&["http://127.0.0.1:9".parse().unwrap()], "", clock.clone())
+        .await;
     let (a, b) = (t.user(1, 0), t.user(2, 0));
     // Pack 1: 300 points + 30 bonus for 140 Stars.
     let order = ops::create_stars_order(&t.app, a, 1).unwrap();
     assert_eq!((order.points, order.bonus, order.stars), (300, 30, 140));
     assert_eq!(ops::pre_checkout(&t.app, a, &order.id, "XTR", 140), Ok(()));
-    assert_eq!(ops::pre_checkout(&t.app, a, &order.id, "XTR", 1), Err(ops::Refusal::Mismatch));
-    assert_eq!(ops::pre_checkout(&t.app, a, &order.id, "USD", 140), Err(ops::Refusal::Mismatch));
-    assert_eq!(ops::pre_checkout(&t.app, b, &order.id, "XTR", 140), Err(ops::Refusal::UnknownOrder));
-    assert_eq!(ops::pre_checkout(&t.app, a, "order:forged", "XTR", 140), Err(ops::Refusal::UnknownOrder));
+    assert_eq!(
+        ops::pre_checkout(&t.app, a, &order.id, "XTR", 1),
+        Err(ops::Refusal::Mismatch)
+    );
+    assert_eq!(
+        ops::pre_checkout(&t.app, a, &order.id, "USD", 140),
+        Err(ops::Refusal::Mismatch)
+    );
+    assert_eq!(
+        ops::pre_checkout(&t.app, b, &order.id, "XTR", 140),
+        Err(ops::Refusal::UnknownOrder)
+    );
+    assert_eq!(
+        ops::pre_checkout(&t.app, a, "order:forged", "XTR", 140),
+        Err(ops::Refusal::UnknownOrder)
+    );
 
     // Delivered twice, and twice at once: credited once.
     let first = ops::credit_stars(&t.app, a, &order.id, "XTR", 140, "charge-1").unwrap();
@@ -257,10 +273,17 @@ async fn a_stars_payment_is_checked_then_credited_once_per_charge() {
         .into_iter()
         .map(|h| h.join().unwrap())
         .collect();
-    assert!(again.iter().all(|c| *c == qwenedit::store::Credited::Duplicate));
+    assert!(
+        again
+            .iter()
+            .all(|c| *c == qwenedit::store::Credited::Duplicate)
+    );
     assert_eq!(t.balance(a), 330);
     // The order is paid: a second checkout of it is refused as stale.
-    assert_eq!(ops::pre_checkout(&t.app, a, &order.id, "XTR", 140), Err(ops::Refusal::Stale));
+    assert_eq!(
+        ops::pre_checkout(&t.app, a, &order.id, "XTR", 140),
+        Err(ops::Refusal::Stale)
+    );
     let history = ops::payment_history(&t.app, a).unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!((history[0].amount, history[0].points), (140, 330));
@@ -268,7 +291,10 @@ async fn a_stars_payment_is_checked_then_credited_once_per_charge() {
     // An order left unpaid for more than a day is stale.
     let old = ops::create_stars_order(&t.app, b, 0).unwrap();
     clock.advance_ms(25 * 3_600_000);
-    assert_eq!(ops::pre_checkout(&t.app, b, &old.id, "XTR", 50), Err(ops::Refusal::Stale));
+    assert_eq!(
+        ops::pre_checkout(&t.app, b, &old.id, "XTR", 50),
+        Err(ops::Refusal::Stale)
+    );
     assert!(t.app.store.verify_ledger().unwrap().is_consistent());
     t.stop().await;
 }
@@ -280,8 +306,14 @@ async fn invoice_creation_is_rate_limited_per_user() {
     for _ in 0..5 {
         ops::create_stars_order(&t.app, a, 0).unwrap();
     }
-    assert!(matches!(ops::create_stars_order(&t.app, a, 0), Err(ops::OpsError::RateLimited)));
+    assert!(matches!(
+        ops::create_stars_order(&t.app, a, 0),
+        Err(ops::OpsError::RateLimited)
+    ));
     assert!(ops::create_stars_order(&t.app, b, 0).is_ok(), "per user");
-    assert!(ops::create_stars_order(&t.app, b, 99).is_err(), "no such pack");
+    assert!(
+        ops::create_stars_order(&t.app, b, 99).is_err(),
+        "no such pack"
+    );
     t.stop().await;
 }
