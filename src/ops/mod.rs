@@ -18,8 +18,10 @@ pub use admin::{Stats, set_banned, set_unlimited, stats};
 pub use backup::{BackupReport, backup};
 pub use doctor::{Check, DoctorReport, Status, doctor};
 pub use edit::{EditError, EditOutcome, EditRequest, edit_once};
-pub use payments::{Order, Refusal, create_stars_order, credit_stars, payment_history, pre_checkout};
 pub use jobs::{Submitted, cancel_job, job, price_for, settle_job, submit_edit};
+pub use payments::{
+    Order, Refusal, create_stars_order, credit_stars, payment_history, pre_checkout,
+};
 pub use promo::{PromoBatch, PromoView, create_promos, disable_promo, list_promos, redeem_promo};
 pub use reconcile::{ReconcileReport, reconcile};
 pub use users::{
