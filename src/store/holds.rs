@@ -113,9 +113,10 @@ impl Store {
         })
     }
 
-    /// Forgets the intent once the job is safely in the queue.
+    /// Forgets the intent once the job is safely in the queue. Not fsynced: if a crash loses
+    /// it, reconciliation finds the job already queued and clears the intent again.
     pub fn clear_intent(&self, job: JobId) -> Result<(), StoreError> {
-        self.write(|txn| {
+        self.write_lazy(|txn| {
             txn.open_table(INTENTS)
                 .map_err(db)?
                 .remove(job.as_u128())

@@ -103,6 +103,19 @@ impl Store {
         Ok(out)
     }
 
+    /// A write that need not survive a crash by itself (it is persisted with the next durable
+    /// commit); for bookkeeping that reconciliation redoes anyway.
+    pub(crate) fn write_lazy<T>(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut txn = self.db.begin_write().map_err(db)?;
+        txn.set_durability(redb::Durability::None).map_err(db)?;
+        let out = f(&txn)?;
+        txn.commit().map_err(db)?;
+        Ok(out)
+    }
+
     pub(crate) fn read<T>(
         &self,
         f: impl FnOnce(&redb::ReadTransaction) -> Result<T, StoreError>,
