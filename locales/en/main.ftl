@@ -43,10 +43,7 @@ nav-back = ⬅️ Back
 preset-chosen = { $emoji } { $title }
     { $description }
 send-photo = Send a photo (as a file for the best quality).
-send-photos = Send { $n } photos one by one or as one album. { $n ->
-    [2] The first: { $first }, the second: { $second }.
-   *[other] { "" }
-}
+send-photos = Send { $n } photos one by one or as one album, in the order described above.
 send-photo-n = Photo { $got } of { $n } received. Send the next one.
 photo-first = Got your photo. What shall I do with it?
 photo-first-two = Got { $n } photos. Choose what to do with them:
@@ -160,6 +157,7 @@ admin-stats = Users: { $users } (active today: { $active })
 admin-usage = Usage: { $usage }
 admin-done = Done.
 admin-topup = Added { points } to user { $user }. Balance: { $balance }.
+admin-bad-points = Points must be a whole number from 1 to { $max }.
 admin-unknown-user = User { $user } not found.
 admin-banned = User { $user } is banned.
 admin-unbanned = User { $user } is unbanned.

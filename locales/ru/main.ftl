@@ -44,10 +44,7 @@ nav-back = ⬅️ Назад
 preset-chosen = { $emoji } { $title }
     { $description }
 send-photo = Пришлите фото (можно файлом — так качество выше).
-send-photos = Пришлите { $n } фото по очереди или одним альбомом. { $n ->
-    [2] Первое — { $first }, второе — { $second }.
-   *[other] { "" }
-}
+send-photos = Пришлите { $n } фото по очереди или одним альбомом, в том порядке, как сказано выше.
 send-photo-n = Фото { $got } из { $n } получено. Пришлите следующее.
 photo-first = Фото получено. Что с ним сделать?
 photo-first-two = Получено { $n } фото. Выберите, что с ними сделать:
@@ -162,6 +159,7 @@ admin-stats = Пользователей: { $users } (активны сегод�
 admin-usage = Использование: { $usage }
 admin-done = Готово.
 admin-topup = Пользователю { $user } начислено { points }. Баланс: { $balance }.
+admin-bad-points = Баллы — целое число от 1 до { $max }.
 admin-unknown-user = Пользователь { $user } не найден.
 admin-banned = Пользователь { $user } заблокирован.
 admin-unbanned = Пользователь { $user } разблокирован.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::ctx::Ctx;
 use super::tg::Markup;
+use crate::domain::points::MAX_AMOUNT;
 use crate::domain::{JobId, Points, UserId};
 use crate::ops::{self, OpsError, TopupRequest};
 
@@ -101,7 +102,7 @@ pub async fn command(ctx: &Ctx, name: &str, args: &str) {
                     Err(e) => e.to_string(),
                 }
             }
-            (_, Some(Err(e))) => e.to_string(),
+            (_, Some(Err(_))) => ctx.tr("admin-bad-points", &[("max", MAX_AMOUNT.into())]),
             _ => usage("/topup <telegram id> <points>"),
         },
         "ban" | "unban" => match user_arg(0) {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::dialog::Dialog;
 use super::texts::{Arg, Lang, Texts};
-use super::tg::{Markup, Tg};
+use super::tg::{Markup, Tg, TgError};
 use crate::app::App;
 use crate::domain::UserId;
 use crate::domain::moderation::DenyList;
@@ -17,8 +17,9 @@ pub struct Shared {
     pub texts: Texts,
     pub deny: Arc<DenyList>,
     pub flood: Arc<super::flood::Flood>,
-    /// The lanes' senders, for work scheduled from handlers (album flushes).
-    pub lanes: Arc<std::sync::OnceLock<Vec<tokio::sync::mpsc::Sender<super::handle::Work>>>>,
+    /// The lanes' senders, for work scheduled from handlers (album flushes); weak, so that
+    /// the lanes, which hold this, still end at shutdown.
+    pub lanes: Arc<std::sync::OnceLock<Vec<tokio::sync::mpsc::WeakSender<super::handle::Work>>>>,
 }
 
 pub struct Ctx {
@@ -55,15 +56,16 @@ impl Ctx {
 
     /// Edits one of our messages, or sends a new one when there is none to edit.
     pub async fn edit_or_say(&self, message: Option<i32>, text: &str, markup: Markup) {
-        if let Some(id) = message
-            && self
-                .s
-                .tg
-                .edit_text(self.chat, id, text, &markup)
-                .await
-                .is_ok()
-        {
-            return;
+        if let Some(id) = message {
+            let mut edited = self.s.tg.edit_text(self.chat, id, text, &markup).await;
+            // Flood control: wait it out and edit, rather than send a new message at once.
+            if let Err(TgError::RetryAfter(wait)) = edited {
+                tokio::time::sleep(wait).await;
+                edited = self.s.tg.edit_text(self.chat, id, text, &markup).await;
+            }
+            if edited.is_ok() {
+                return;
+            }
         }
         self.say(text, markup).await;
     }

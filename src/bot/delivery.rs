@@ -77,8 +77,35 @@ async fn on_event(s: &Shared, ev: JobEvent, next_edit: &mut HashMap<i64, Instant
         JobEventKind::Retrying { .. } => {
             edit_throttled(s, &m, &t("retrying"), Markup::None, next_edit, true).await;
         }
-        JobEventKind::Succeeded { outputs } => deliver(s, ev.job, m, &outputs).await,
-        JobEventKind::Failed { .. } => fail(s, ev.job, m).await,
+        // The last word waits for the chat's turn too (a second after the last edit, or the
+        // end of a flood-control wait), but is never skipped.
+        JobEventKind::Succeeded { outputs } => {
+            wait_turn(next_edit, m.chat).await;
+            deliver(s, ev.job, m, &outputs).await
+        }
+        JobEventKind::Failed { .. } => {
+            wait_turn(next_edit, m.chat).await;
+            fail(s, ev.job, m).await
+        }
+    }
+}
+
+async fn wait_turn(next_edit: &HashMap<i64, Instant>, chat: i64) {
+    if let Some(at) = next_edit.get(&chat) {
+        tokio::time::sleep_until((*at).into()).await;
+    }
+}
+
+/// Edits the status message with its final text; flood control is waited out once, since
+/// this edit is not repeated by a later one.
+async fn edit_final(s: &Shared, m: &JobMessages, text: &str, markup: &Markup) {
+    let mut edited = s.tg.edit_text(m.chat, m.status_message, text, markup).await;
+    if let Err(TgError::RetryAfter(wait)) = edited {
+        tokio::time::sleep(wait).await;
+        edited = s.tg.edit_text(m.chat, m.status_message, text, markup).await;
+    }
+    if let Err(e) = edited {
+        tracing::info!(chat = m.chat, error = %e, "could not edit a status message");
     }
 }
 
@@ -124,9 +151,7 @@ pub async fn deliver(s: &Shared, job: JobId, mut m: JobMessages, outputs: &[Stri
         return fail(s, job, m).await;
     };
     let done = s.texts.t(m.lang, "done");
-    let _ =
-        s.tg.edit_text(m.chat, m.status_message, &done, &Markup::None)
-            .await;
+    edit_final(s, &m, &done, &Markup::None).await;
     send_result(s, m.chat, m.lang, job, bytes).await;
     m.delivered = true;
     if let Err(e) = m.save(&s.app.store, job) {
@@ -160,14 +185,7 @@ async fn fail(s: &Shared, job: JobId, mut m: JobMessages) {
     } else {
         s.texts.t(m.lang, "failed-free")
     };
-    let _ =
-        s.tg.edit_text(
-            m.chat,
-            m.status_message,
-            &text,
-            &keyboards::inline_menu(&s.texts, m.lang),
-        )
-        .await;
+    edit_final(s, &m, &text, &keyboards::inline_menu(&s.texts, m.lang)).await;
     m.delivered = true;
     let _ = m.save(&s.app.store, job);
 }

@@ -7,7 +7,7 @@ use super::dialog::{Draft, JobMessages, Step};
 use super::keyboards;
 use super::photos::MAX_PHOTOS;
 use super::tg::Markup;
-use crate::domain::preset::Category;
+use crate::domain::preset::{Category, Preset};
 use crate::domain::{JobId, JobSpec, JobState, Lane, Points};
 use crate::ops::{self, OpsError};
 use crate::queue::JobRecord;
@@ -68,14 +68,7 @@ pub async fn preset(ctx: &Ctx, key: &str) {
     text.push_str(&if need == 1 {
         ctx.t("send-photo")
     } else {
-        ctx.tr(
-            "send-photos",
-            &[
-                ("n", need.into()),
-                ("first", "1".into()),
-                ("second", "2".into()),
-            ],
-        )
+        ctx.tr("send-photos", &[("n", need.into())])
     });
     ctx.say(
         &text,
@@ -218,23 +211,11 @@ pub async fn confirm_card(
         Err(e) => return error(ctx, e).await,
     };
     let balance = app.store.balance(ctx.user).unwrap_or(0);
-    let lang = ctx.lang.code();
-    let what = match (p, &prompt) {
-        (Some(p), _) => ctx.tr(
-            "what-preset",
-            &[
-                ("emoji", (&p.emoji).into()),
-                ("title", p.title.get(lang).into()),
-                ("n", photos.len().into()),
-            ],
-        ),
-        (None, Some(prompt)) => ctx.tr("what-own", &[("prompt", prompt.into())]),
-        (None, None) => {
-            return ctx
-                .say(&ctx.t("stale-button"), Default::default())
-                .await
-                .map_or((), drop);
-        }
+    let Some(what) = what(ctx, p, photos.len(), prompt.as_deref()) else {
+        return ctx
+            .say(&ctx.t("stale-button"), Default::default())
+            .await
+            .map_or((), drop);
     };
     let nonce: u32 = rand::random();
     let mut d = ctx.dialog();
@@ -294,6 +275,22 @@ pub async fn confirm_card(
     ctx.edit_or_say(message, &text, markup).await;
 }
 
+/// The first line of a confirm card: the preset and its photos, or the own prompt.
+fn what(ctx: &Ctx, preset: Option<&Preset>, photos: usize, prompt: Option<&str>) -> Option<String> {
+    match (preset, prompt) {
+        (Some(p), _) => Some(ctx.tr(
+            "what-preset",
+            &[
+                ("emoji", (&p.emoji).into()),
+                ("title", p.title.get(ctx.lang.code()).into()),
+                ("n", photos.into()),
+            ],
+        )),
+        (None, Some(prompt)) => Some(ctx.tr("what-own", &[("prompt", prompt.into())])),
+        (None, None) => None,
+    }
+}
+
 /// Confirm pressed on the card `message`.
 pub async fn confirm(ctx: &Ctx, message: Option<i32>, nonce: u32) {
     let d = ctx.dialog();
@@ -302,10 +299,10 @@ pub async fn confirm(ctx: &Ctx, message: Option<i32>, nonce: u32) {
         nonce: current,
     } = d.step.clone()
     else {
-        return stale(ctx, message).await;
+        return stale_confirm(ctx, message).await;
     };
     if current != nonce {
-        return stale(ctx, message).await;
+        return stale_confirm(ctx, message).await;
     }
     let app = ctx.app().clone();
     let active = app.queue.active_count(ctx.user);
@@ -354,6 +351,16 @@ pub async fn confirm(ctx: &Ctx, message: Option<i32>, nonce: u32) {
         price: 0,
     };
     let _ = messages.save(&app.store, job);
+    // The card turns into the status message before the job exists: once it is queued, a fast
+    // worker's "starting" (or even the result) must not be overwritten by "queued".
+    let ahead = app.queue.depth().waiting();
+    ctx.edit_or_say(
+        Some(status_message),
+        &queued_text(ctx, ahead),
+        keyboards::queued(&ctx.s.texts, ctx.lang, job),
+    )
+    .await;
+    let (photos, prompt) = (draft.photos.len(), draft.prompt.clone());
     let submitted = app
         .blocking(move |app| ops::submit_edit(app, job, spec))
         .await;
@@ -367,34 +374,46 @@ pub async fn confirm(ctx: &Ctx, message: Option<i32>, nonce: u32) {
             let mut d = ctx.dialog();
             d.step = Step::Idle;
             ctx.save(d);
-            let text = queued_text(ctx, s.position.unwrap_or(0));
-            ctx.edit_or_say(
-                Some(status_message),
-                &text,
-                keyboards::queued(&ctx.s.texts, ctx.lang, job),
-            )
-            .await;
+            // A better position only while others are ahead (so it cannot have started yet).
+            if let Some(position) = s.position.filter(|p| *p > 0 && *p != ahead) {
+                ctx.edit_or_say(
+                    Some(status_message),
+                    &queued_text(ctx, position),
+                    keyboards::queued(&ctx.s.texts, ctx.lang, job),
+                )
+                .await;
+            }
         }
         Err(e) => {
             let _ = app.store.bot_delete(&JobMessages::key(job));
-            match e {
-                OpsError::InsufficientPoints { need, have } => {
-                    ctx.edit_or_say(
-                        Some(status_message),
-                        &ctx.tr(
-                            "confirm-low",
-                            &[
-                                ("what", "".into()),
-                                ("n", need.into()),
-                                ("balance", have.into()),
-                            ],
-                        ),
-                        keyboards::low_balance(&ctx.s.texts, ctx.lang),
+            let (text, markup) = match e {
+                OpsError::InsufficientPoints { need, have } => (
+                    ctx.tr(
+                        "confirm-low",
+                        &[
+                            (
+                                "what",
+                                what(ctx, p, photos, prompt.as_deref())
+                                    .unwrap_or_default()
+                                    .as_str()
+                                    .into(),
+                            ),
+                            ("n", need.into()),
+                            ("balance", have.into()),
+                        ],
+                    ),
+                    keyboards::low_balance(&ctx.s.texts, ctx.lang),
+                ),
+                OpsError::Banned(_) => (ctx.t("banned"), Markup::None),
+                other => {
+                    tracing::error!(chat = ctx.chat, user = %ctx.user, error = %other, "cannot submit an edit");
+                    (
+                        ctx.t("error-generic"),
+                        keyboards::inline_menu(&ctx.s.texts, ctx.lang),
                     )
-                    .await;
                 }
-                other => error(ctx, other).await,
-            }
+            };
+            ctx.edit_or_say(Some(status_message), &text, markup).await;
         }
     }
 }
@@ -416,6 +435,23 @@ fn low_disk(app: &crate::app::App) -> bool {
     rustix::fs::statvfs(&app.config.storage.data_dir)
         .map(|s| s.f_bavail.saturating_mul(s.f_frsize) < 200 << 20)
         .unwrap_or(false)
+}
+
+/// A confirm that no longer matches. A second tap on a card that already became a job's status
+/// message is ignored: that message keeps showing the job. Any other card expires.
+async fn stale_confirm(ctx: &Ctx, message: Option<i32>) {
+    let app = ctx.app();
+    let status = message.is_some_and(|id| {
+        app.queue
+            .recent_for_user(ctx.user, 5)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| JobMessages::load(&app.store, r.id).ok().flatten())
+            .any(|m| m.chat == ctx.chat && m.status_message == id)
+    });
+    if !status {
+        stale(ctx, message).await;
+    }
 }
 
 async fn stale(ctx: &Ctx, message: Option<i32>) {

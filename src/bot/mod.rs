@@ -78,7 +78,10 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
             }
         }));
     }
-    let _ = shared.lanes.set(senders.clone());
+    // Weak: the lanes end when the poller drops its senders, although they hold `shared`.
+    let _ = shared
+        .lanes
+        .set(senders.iter().map(|tx| tx.downgrade()).collect());
     let delivery = tokio::spawn(delivery::run(shared.clone(), stop.clone()));
 
     let mut offset = load_offset(&app);
@@ -186,6 +189,9 @@ pub(crate) fn schedule_album_flush(ctx: &ctx::Ctx, group: String) {
     let (chat, user) = (ctx.chat, ctx.user.get());
     tokio::spawn(async move {
         tokio::time::sleep(wait).await;
-        let _ = tx.send(Work::AlbumDone { chat, user, group }).await;
+        // After a shutdown began the lane is gone, and so is the album.
+        if let Some(tx) = tx.upgrade() {
+            let _ = tx.send(Work::AlbumDone { chat, user, group }).await;
+        }
     });
 }

@@ -52,7 +52,7 @@ impl Store {
                 })
                 .collect()
         })?;
-        v.sort_by(|a, b| b.created_ms.cmp(&a.created_ms));
+        v.sort_by_key(|p| std::cmp::Reverse(p.created_ms));
         Ok(v)
     }
 

@@ -2,6 +2,9 @@
 
 mod support;
 
+mod bot_admin;
+mod bot_edges;
+mod bot_flows;
 mod cli_admin;
 mod cli_engine;
 mod comfy_client;

@@ -1,6 +1,7 @@
 //! Test helpers: configs in temp dirs, the real `qwenedit` process, an in-process app.
 
 pub mod app;
+pub mod bot;
 pub mod fake_comfy;
 pub mod fake_telegram;
 pub mod process;
