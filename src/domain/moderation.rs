@@ -17,7 +17,6 @@ pub const BUILTIN: &[&str] = &[
     "without clothes",
     "no clothes",
     "see through clothes",
-    "strip",
     "bikini on child",
     "child sexual",
     "deepfake",
@@ -135,6 +134,8 @@ mod tests {
             "добавь шляпу",
             "sunset lighting",
             "сделай фон белым",
+            "a striped shirt",
+            "draw it as a comic strip",
         ] {
             assert_eq!(d.check(fine), None, "{fine}");
         }
