@@ -73,10 +73,7 @@ impl PresetBook {
     }
 
     pub fn reload(&self, config: &Config) -> Result<usize, crate::presets::PresetError> {
-        let mut dirs = vec![config.presets.dir.as_path()];
-        if let Some(extra) = &config.presets.extra_dir {
-            dirs.push(extra);
-        }
+        let dirs = config.preset_dirs();
         let loaded = crate::presets::Presets::load(&dirs)?;
         let n = loaded.len();
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
@@ -101,10 +98,7 @@ impl Workflows {
     }
 
     pub fn reload(&self, config: &Config) -> Result<usize, WorkflowError> {
-        let mut dirs = vec![config.comfyui.workflows_dir.as_path()];
-        if let Some(extra) = &config.comfyui.extra_workflows_dir {
-            dirs.push(extra);
-        }
+        let dirs = config.workflow_dirs();
         let loaded = load_dir(&dirs)?;
         let n = loaded.len();
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);

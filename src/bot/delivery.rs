@@ -236,10 +236,7 @@ async fn refresh_queued(s: &Shared, next_edit: &mut HashMap<i64, Instant>) {
             continue;
         }
         let position = s.app.queue.position(r.id).unwrap_or(0);
-        let backends = s.app.backends.all().len().max(1);
-        let wait = s.app.backends.average_job_ms().map_or(0, |ms| {
-            (ms as usize * (position + 1) / backends / 1000) as i64
-        });
+        let wait = s.app.backends.wait_estimate_s(position);
         let text = s.texts.get(
             m.lang,
             "queued",

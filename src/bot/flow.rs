@@ -420,11 +420,7 @@ pub async fn confirm(ctx: &Ctx, message: Option<i32>, nonce: u32) {
 
 /// The queue line: position and a wait estimate from measured job times.
 pub fn queued_text(ctx: &Ctx, position: usize) -> String {
-    let app = ctx.app();
-    let backends = app.backends.all().len().max(1);
-    let wait_s = app.backends.average_job_ms().map_or(0, |ms| {
-        (ms as usize * (position + 1) / backends / 1000) as i64
-    });
+    let wait_s = ctx.app().backends.wait_estimate_s(position);
     ctx.tr(
         "queued",
         &[("position", position.into()), ("wait", wait_s.into())],
@@ -604,7 +600,7 @@ pub async fn edit_further(ctx: &Ctx, job: JobId) {
         ctx.say(&ctx.t("result-gone"), Default::default()).await;
         return;
     };
-    let target = (ctx.app().config.comfyui.models.megapixels.unwrap_or(1.0) * 1_000_000.0) as u64;
+    let target = ctx.app().config.input_pixels();
     let name = match ctx.app().media.check(bytes, target.max(1_000_000)).await {
         Ok(n) => crate::files::store_input(&data_dir, &n.png).ok(),
         Err(_) => None,

@@ -32,7 +32,7 @@ async fn fetch(ctx: &Ctx, file_id: &str, size: u32) -> Option<String> {
             return None;
         }
     };
-    let target = (ctx.app().config.comfyui.models.megapixels.unwrap_or(1.0) * 1_000_000.0) as u64;
+    let target = ctx.app().config.input_pixels();
     match ctx.app().media.check(bytes, target.max(1_000_000)).await {
         Ok(n) => {
             let data_dir = ctx.app().config.storage.data_dir.clone();

@@ -197,6 +197,25 @@ impl Config {
         raw.validate(path.parent().unwrap_or(Path::new(".")))
     }
 
+    /// The workflow folders in load order (the operator's last, so it overrides).
+    pub fn workflow_dirs(&self) -> Vec<&Path> {
+        let mut dirs = vec![self.comfyui.workflows_dir.as_path()];
+        dirs.extend(self.comfyui.extra_workflows_dir.as_deref());
+        dirs
+    }
+
+    /// The preset folders in load order (the operator's last, so it overrides).
+    pub fn preset_dirs(&self) -> Vec<&Path> {
+        let mut dirs = vec![self.presets.dir.as_path()];
+        dirs.extend(self.presets.extra_dir.as_deref());
+        dirs
+    }
+
+    /// The pixel count input images are scaled to (`comfyui.megapixels`, default 1 MP).
+    pub fn input_pixels(&self) -> u64 {
+        (self.comfyui.models.megapixels.unwrap_or(1.0) * 1_000_000.0) as u64
+    }
+
     /// The path of the generated admin token inside the data dir.
     pub fn admin_token_path(&self) -> PathBuf {
         self.storage.data_dir.join("admin.token")

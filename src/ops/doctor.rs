@@ -52,10 +52,7 @@ pub async fn doctor(config: &Config, config_path: &Path) -> DoctorReport {
     r.push(Status::Ok, "config", config_path.display().to_string());
     check_data_dir(&mut r, &config.storage.data_dir);
 
-    let mut dirs = vec![config.comfyui.workflows_dir.as_path()];
-    if let Some(extra) = &config.comfyui.extra_workflows_dir {
-        dirs.push(extra);
-    }
+    let dirs = config.workflow_dirs();
     let workflows = match load_dir(&dirs) {
         Ok(w) if w.is_empty() => {
             r.push(
@@ -144,10 +141,7 @@ fn check_presets(
     config: &Config,
     workflows: &std::collections::BTreeMap<String, Workflow>,
 ) {
-    let mut dirs = vec![config.presets.dir.as_path()];
-    if let Some(extra) = &config.presets.extra_dir {
-        dirs.push(extra);
-    }
+    let dirs = config.preset_dirs();
     match crate::presets::Presets::load(&dirs) {
         Ok(p) if p.is_empty() => r.push(
             Status::Warn,

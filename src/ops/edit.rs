@@ -108,7 +108,7 @@ pub async fn edit_once(
             given: req.images.len(),
         });
     }
-    let target = (config.comfyui.models.megapixels.unwrap_or(1.0) * 1_000_000.0) as u64;
+    let target = config.input_pixels();
     let mut pngs = Vec::new();
     for path in &req.images {
         let shown = path.display().to_string();
@@ -179,10 +179,7 @@ struct Resolved {
 fn resolve(config: &Config, req: &EditRequest) -> Result<Resolved, EditError> {
     let (named, prompt, takes) = match (&req.preset, &req.prompt) {
         (Some(key), _) => {
-            let mut dirs = vec![config.presets.dir.as_path()];
-            if let Some(extra) = &config.presets.extra_dir {
-                dirs.push(extra);
-            }
+            let dirs = config.preset_dirs();
             let presets = crate::presets::Presets::load(&dirs)
                 .map_err(|e| EditError::Presets(e.to_string()))?;
             let preset = presets.get(key).ok_or_else(|| {
@@ -201,10 +198,7 @@ fn resolve(config: &Config, req: &EditRequest) -> Result<Resolved, EditError> {
         Some(path) => Workflow::load(path)?,
         None => {
             let name = named.unwrap_or_else(|| config.comfyui.default_workflow.clone());
-            let mut dirs = vec![config.comfyui.workflows_dir.as_path()];
-            if let Some(extra) = &config.comfyui.extra_workflows_dir {
-                dirs.push(extra);
-            }
+            let dirs = config.workflow_dirs();
             let all = crate::comfy::workflow::load_dir(&dirs)?;
             let names = all.keys().cloned().collect::<Vec<_>>().join(", ");
             all.get(&name).cloned().ok_or(EditError::UnknownWorkflow(

@@ -75,6 +75,15 @@ impl Backends {
         &self.0
     }
 
+    /// Seconds until the job at `position` (0 = next) is done, from measured job times spread
+    /// over the backends; 0 while nothing has been measured.
+    pub fn wait_estimate_s(&self, position: usize) -> i64 {
+        let backends = self.0.len().max(1);
+        self.average_job_ms().map_or(0, |ms| {
+            (ms as usize * (position + 1) / backends / 1000) as i64
+        })
+    }
+
     /// Average seconds per job over all backends that finished any, for wait estimates.
     pub fn average_job_ms(&self) -> Option<u64> {
         let (done, busy) = self.0.iter().fold((0u64, 0u64), |(d, b), be| {
