@@ -59,6 +59,8 @@ pub struct App {
     /// Wakes the workers when a job was queued.
     pub jobs_changed: Arc<tokio::sync::Notify>,
     pub presets: PresetBook,
+    /// Telegram for `ops` (Stars refunds and transactions, notices); `None` without a bot token.
+    pub telegram: Option<Arc<dyn crate::ops::Telegram>>,
 }
 
 /// The loaded presets; reloadable while running.
@@ -170,6 +172,7 @@ impl App {
         let workflows = Workflows::load(&config)?;
         let presets = PresetBook::load(&config)?;
         let backends = Backends::new(&config.comfyui.backends, std::time::Duration::from_secs(60));
+        let telegram = crate::bot::gateway(&config, &store);
         Ok((
             Self {
                 config: Arc::new(config),
@@ -183,6 +186,7 @@ impl App {
                 media: Checker::new(Limits::default(), 2),
                 jobs_changed: Arc::new(tokio::sync::Notify::new()),
                 presets,
+                telegram,
             },
             report,
         ))
@@ -273,7 +277,8 @@ pub async fn run(
     served
 }
 
-/// Background duties on a timer: the weekly bonus (catching up after downtime at start).
+/// Background duties on a timer: the weekly bonus with its notices (catching up after downtime
+/// at start) and the Stars reconciliation.
 async fn periodic(app: App, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
@@ -284,9 +289,10 @@ async fn periodic(app: App, mut stop: tokio::sync::watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
-        match app.blocking(crate::ops::weekly_bonus).await {
+        match crate::ops::weekly_task(&app).await {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "weekly bonus failed"),
         }
+        crate::ops::stars_task(&app).await;
     }
 }
