@@ -15,6 +15,7 @@ mod crash;
 mod fake_telegram_selftest;
 mod ledger_props;
 mod money;
+mod money_props;
 mod queue;
 mod uploads;
 mod worker;
