@@ -244,3 +244,68 @@ async fn a_refund_of_spent_points_leaves_an_explicit_debt() {
     assert_eq!(tg.refunds(), 1);
     t.stop().await;
 }
+
+/// `qwenedit admin refund-stars` with the service stopped: the CLI opens the store itself and
+/// calls Telegram with the configured token; twice is once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refund_stars_from_the_command_line() {
+    let tg = FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[telegram]\ntoken = {:?}\napi_url = {:?}\n",
+        FakeTelegram::TOKEN,
+        tg.api_url().as_str()
+    );
+    let config = crate::support::write_config(dir.path(), "127.0.0.1:0", &extra);
+    {
+        let text = std::fs::read_to_string(&config).unwrap();
+        let c = qwenedit::config::Config::from_toml(&text, &config, std::iter::empty()).unwrap();
+        let (app, _) = qwenedit::app::App::open(c, Clock::System).unwrap();
+        let alice = app
+            .store
+            .register(
+                qwenedit::domain::UserId::new(ALICE),
+                Default::default(),
+                0,
+                0,
+            )
+            .unwrap()
+            .user
+            .id;
+        let order = ops::create_stars_order(&app, alice, 0).unwrap();
+        ops::credit_stars(&app, alice, &order.id, "XTR", 50, "charge-cli").unwrap();
+        tg.payment_update_lost(ALICE, &order.id, "XTR", 50, "charge-cli");
+    }
+    let run = |args: &'static [&'static str]| {
+        let (config, dir) = (config.clone(), dir.path().to_path_buf());
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(crate::support::bin())
+                .env_remove("QWENEDIT_CONFIG")
+                .env_remove("RUST_LOG")
+                .current_dir(dir)
+                .arg("--config")
+                .arg(config)
+                .args(args)
+                .output()
+                .unwrap();
+            format!(
+                "$ qwenedit {}\n{}{}[exit {}]\n",
+                args.join(" "),
+                String::from_utf8(out.stdout).unwrap(),
+                String::from_utf8(out.stderr).unwrap(),
+                out.status.code().unwrap_or(-1)
+            )
+        })
+    };
+    let mut transcript = String::new();
+    for args in [
+        &["admin", "refund-stars", "charge-cli"][..],
+        &["admin", "refund-stars", "charge-cli"],
+        &["admin", "refund-stars", "no-such-charge"],
+        &["admin", "ledger", "--verify"],
+    ] {
+        transcript.push_str(&run(args).await.unwrap());
+    }
+    assert_eq!(tg.refunds(), 1);
+    insta::assert_snapshot!("refund_stars_cli", transcript);
+}
