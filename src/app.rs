@@ -59,6 +59,8 @@ pub struct App {
     /// Wakes the workers when a job was queued.
     pub jobs_changed: Arc<tokio::sync::Notify>,
     pub presets: PresetBook,
+    /// The YooKassa client, when `[yookassa]` is enabled.
+    pub yookassa: Option<crate::yookassa::Client>,
 }
 
 /// The loaded presets; reloadable while running.
@@ -170,6 +172,7 @@ impl App {
         let workflows = Workflows::load(&config)?;
         let presets = PresetBook::load(&config)?;
         let backends = Backends::new(&config.comfyui.backends, std::time::Duration::from_secs(60));
+        let yookassa = config.yookassa.as_ref().map(crate::yookassa::Client::new);
         Ok((
             Self {
                 config: Arc::new(config),
@@ -183,6 +186,7 @@ impl App {
                 media: Checker::new(Limits::default(), 2),
                 jobs_changed: Arc::new(tokio::sync::Notify::new()),
                 presets,
+                yookassa,
             },
             report,
         ))
@@ -261,6 +265,10 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = crate::worker::spawn_all(&app, stop_rx.clone());
     workers.push(tokio::spawn(crate::bot::run(app.clone(), stop_rx.clone())));
+    workers.push(tokio::spawn(crate::ops::run_yookassa_reconciler(
+        app.clone(),
+        stop_rx.clone(),
+    )));
     workers.push(tokio::spawn(periodic(app.clone(), stop_rx)));
     let web_shutdown = async move {
         shutdown.await;

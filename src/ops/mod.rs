@@ -13,6 +13,7 @@ mod reconcile;
 mod users;
 mod views;
 mod weekly;
+mod yookassa;
 
 pub use admin::{Stats, set_banned, set_unlimited, stats};
 pub use backup::{BackupReport, backup};
@@ -29,6 +30,11 @@ pub use users::{
 };
 pub use views::{JobView, LedgerEntryView, UserView};
 pub use weekly::{WeeklyReport, due_week, weekly_bonus};
+pub use yookassa::{
+    Rejection, Settled, YooKassaError, YooKassaLink, YooKassaReconcile, check_yookassa_order,
+    create_yookassa_order, receipt_email_needed, reconcile_yookassa, run_yookassa_reconciler,
+    set_receipt_email, settle_yookassa,
+};
 
 use crate::domain::{JobId, JobState, UserId};
 use crate::queue::QueueError;
