@@ -426,12 +426,14 @@ pub async fn reconcile_yookassa(app: &App) -> Result<YooKassaReconcile, YooKassa
     Ok(report)
 }
 
-/// Runs [`reconcile_yookassa`] at start and every `yookassa.reconcile_interval` until `stop`.
+/// Runs [`reconcile_yookassa`] every `yookassa.reconcile_interval` (the first run one interval
+/// after start, so it never races the start-up) until `stop`.
 pub async fn run_yookassa_reconciler(app: App, mut stop: tokio::sync::watch::Receiver<bool>) {
     let Some(every) = app.config.yookassa.as_ref().map(|c| c.reconcile_interval) else {
         return;
     };
-    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+    let every = every.max(Duration::from_secs(1));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

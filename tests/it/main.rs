@@ -17,3 +17,4 @@ mod queue;
 mod uploads;
 mod worker;
 mod workflows;
+mod yookassa;
