@@ -616,3 +616,56 @@ fn config_is_checked_and_the_key_stays_secret() {
     let shown = format!("{config:?} {:?}", qwenedit::yookassa::Client::new(&yk));
     assert!(!shown.contains(SECRET_KEY), "the key shows in Debug");
 }
+
+#[test]
+fn every_documented_key_of_the_example_config_parses() {
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config.toml"))
+            .unwrap();
+    let section = &example[example.find("# [yookassa]").expect("documented")..];
+    let mut keys = Vec::new();
+    let mut text = String::new();
+    for line in section.lines() {
+        let Some(rest) = line.strip_prefix("# ") else {
+            continue;
+        };
+        if rest == "[yookassa]" {
+            text.push_str("[yookassa]\n");
+            continue;
+        }
+        let Some((key, _)) = rest.split_once(" = ") else {
+            continue;
+        };
+        if key.contains(' ') || keys.contains(&key) {
+            continue;
+        }
+        keys.push(key);
+        let value = match key {
+            "enabled" | "receipt" | "test" => "true".to_string(),
+            "shop_id" => "\"123456\"".into(),
+            "secret_key" => "\"test_key\"".into(),
+            // Either the key or its file.
+            "secret_key_file" => continue,
+            _ => rest[key.len() + 3..].to_string(),
+        };
+        text.push_str(&format!("{key} = {value}\n"));
+    }
+    for key in [
+        "api_url",
+        "return_url",
+        "vat_code",
+        "receipt_description",
+        "trusted_header",
+        "reconcile_interval",
+        "timeout",
+    ] {
+        assert!(keys.contains(&key), "{key} is not documented");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let config = Config::from_toml(&text, &path, std::iter::empty())
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let yk = config.yookassa.unwrap();
+    assert!(yk.test && yk.receipt.is_some());
+    assert_eq!(yk.trusted_header.as_deref(), Some("X-Real-IP"));
+}
