@@ -28,7 +28,7 @@ pub use reconcile::{ReconcileReport, reconcile};
 pub use users::{
     TopupOutcome, TopupRequest, UserSummary, register_user, topup, user_summary, verify_ledger,
 };
-pub use views::{JobView, LedgerEntryView, UserView};
+pub use views::{JobView, LedgerEntryView, PaymentView, UserView};
 pub use weekly::{WeeklyReport, due_week, weekly_bonus};
 pub use yookassa::{
     Rejection, Settled, YooKassaError, YooKassaLink, YooKassaReconcile, check_yookassa_order,

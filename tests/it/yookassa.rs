@@ -669,3 +669,65 @@ fn every_documented_key_of_the_example_config_parses() {
     assert!(yk.test && yk.receipt.is_some());
     assert_eq!(yk.trusted_header.as_deref(), Some("X-Real-IP"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_user_lists_yookassa_payments_and_orders() {
+    let yk = FakeYooKassa::start().await;
+    let extra = format!("[billing]\nweekly_bonus = 0\n{}", yk.config(""));
+    let clock = qwenedit::app::Clock::manual(1_795_424_340_000);
+    let t = TestApp::start_with_clock(
+        &["http://127.0.0.1:9".parse().unwrap()],
+        &extra,
+        clock.clone(),
+    )
+    .await;
+    let user = t.user(7, 0);
+    let paid = pending_payment(&t, &yk, user).await;
+    clock.advance_ms(60_000);
+    let canceled = {
+        ops::create_yookassa_order(&t.app, user, 1).await.unwrap();
+        yk.payments()
+            .iter()
+            .find(|p| p["id"] != paid.as_str())
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    clock.advance_ms(60_000);
+    yk.set_status(&paid, "succeeded");
+    yk.set_status(&canceled, "canceled");
+    ops::reconcile_yookassa(&t.app).await.unwrap();
+    let dir = t.stop().await;
+    let out = assert_cmd::Command::new(crate::support::bin())
+        .env_remove("QWENEDIT_CONFIG")
+        .arg("--config")
+        .arg(dir.path().join("config.toml"))
+        .args(["admin", "user", "7"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut text = String::from_utf8(out.stdout).unwrap();
+    for (i, id) in [&paid, &canceled].into_iter().enumerate() {
+        text = text.replace(id.as_str(), &format!("[payment {}]", i + 1));
+    }
+    for o in t_orders(&dir) {
+        text = text.replace(&o, "order:[ulid]");
+    }
+    insta::assert_snapshot!("yookassa_admin_user", text);
+}
+
+/// The order ids in a stopped app's store.
+fn t_orders(dir: &tempfile::TempDir) -> Vec<String> {
+    let store = qwenedit::store::Store::open(&dir.path().join("data")).unwrap();
+    store
+        .payments()
+        .unwrap()
+        .into_iter()
+        .map(|p| p.order_id)
+        .collect()
+}
