@@ -152,11 +152,25 @@ pub async fn create_yookassa_order(
         bonus: p.bonus,
         rub,
     };
-    let (order, yk) = app
+    let (mut order, mut yk) = app
         .blocking(move |app| open_order(app, user, pack, rub))
         .await?;
-    if let (Some(_), Some(url)) = (&yk.payment_id, &yk.confirmation_url) {
-        return Ok(link(order.id, url.clone()));
+    if let (Some(payment_id), Some(url)) = (&yk.payment_id, &yk.confirmation_url) {
+        // The link of an earlier tap, if its payment is still open; a paid, canceled or
+        // unusable one is settled and a new order made.
+        match settle_yookassa(app, payment_id).await {
+            Ok(Settled::Pending { .. }) | Err(_) => return Ok(link(order.id, url.clone())),
+            Ok(settled) => {
+                tracing::info!(%user, order = %order.id, ?settled, "earlier YooKassa link is closed; a new order");
+                let (id, now) = (order.id.clone(), app.now_ms());
+                (order, yk) = app
+                    .blocking(move |app| {
+                        app.store.cancel_order(&id, now)?;
+                        open_order(app, user, pack, rub)
+                    })
+                    .await?;
+            }
+        }
     }
     let new = NewPayment {
         amount: order.amount,

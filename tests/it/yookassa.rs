@@ -731,3 +731,45 @@ fn t_orders(dir: &tempfile::TempDir) -> Vec<String> {
         .map(|p| p.order_id)
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_link_is_not_handed_out_again() {
+    let yk = FakeYooKassa::start().await;
+    let t = start(&yk, "").await;
+    let user = t.user(7, 0);
+    let first = ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
+    let id = yk.payments()[0]["id"].as_str().unwrap().to_string();
+    // Paid, the notification not in yet: the next tap settles it and makes a new payment.
+    yk.set_status(&id, "succeeded");
+    let second = ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
+    assert_eq!(t.balance(user), PACK0_POINTS);
+    assert_ne!(second.order_id, first.order_id);
+    assert_eq!(yk.payments().len(), 2);
+    // Canceled by YooKassa (expired): likewise a new one.
+    let id2 = yk
+        .payments()
+        .iter()
+        .find(|p| p["id"] != id.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    yk.set_status(&id2, "canceled");
+    let third = ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
+    assert_ne!(third.order_id, second.order_id);
+    assert_eq!(yk.payments().len(), 3);
+    // Still open: the same link.
+    assert_eq!(
+        ops::create_yookassa_order(&t.app, user, 0).await.unwrap(),
+        third
+    );
+    assert_eq!(
+        order_status(&t, user),
+        vec![
+            PaymentStatus::Pending,
+            PaymentStatus::Canceled,
+            PaymentStatus::Succeeded
+        ]
+    );
+    t.stop().await;
+}
