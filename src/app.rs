@@ -59,6 +59,8 @@ pub struct App {
     /// Wakes the workers when a job was queued.
     pub jobs_changed: Arc<tokio::sync::Notify>,
     pub presets: PresetBook,
+    /// Telegram for `ops` (Stars refunds and transactions, notices); `None` without a bot token.
+    pub telegram: Option<Arc<dyn crate::ops::Telegram>>,
     /// The YooKassa client, when `[yookassa]` is enabled.
     pub yookassa: Option<crate::yookassa::Client>,
 }
@@ -172,6 +174,7 @@ impl App {
         let workflows = Workflows::load(&config)?;
         let presets = PresetBook::load(&config)?;
         let backends = Backends::new(&config.comfyui.backends, std::time::Duration::from_secs(60));
+        let telegram = crate::bot::gateway(&config, &store);
         let yookassa = config.yookassa.as_ref().map(crate::yookassa::Client::new);
         Ok((
             Self {
@@ -186,6 +189,7 @@ impl App {
                 media: Checker::new(Limits::default(), 2),
                 jobs_changed: Arc::new(tokio::sync::Notify::new()),
                 presets,
+                telegram,
                 yookassa,
             },
             report,
@@ -281,7 +285,8 @@ pub async fn run(
     served
 }
 
-/// Background duties on a timer: the weekly bonus (catching up after downtime at start).
+/// Background duties on a timer: the weekly bonus with its notices (catching up after downtime
+/// at start) and the Stars reconciliation.
 async fn periodic(app: App, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
@@ -292,9 +297,10 @@ async fn periodic(app: App, mut stop: tokio::sync::watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
-        match app.blocking(crate::ops::weekly_bonus).await {
+        match crate::ops::weekly_task(&app).await {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "weekly bonus failed"),
         }
+        crate::ops::stars_task(&app).await;
     }
 }

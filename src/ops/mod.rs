@@ -10,6 +10,7 @@ mod jobs;
 mod payments;
 mod promo;
 mod reconcile;
+mod stars;
 mod users;
 mod views;
 mod weekly;
@@ -25,11 +26,15 @@ pub use payments::{
 };
 pub use promo::{PromoBatch, PromoView, create_promos, disable_promo, list_promos, redeem_promo};
 pub use reconcile::{ReconcileReport, reconcile};
+pub use stars::{
+    BoxFuture, RefundOutcome, StarTransaction, StarsReport, Telegram, TelegramError, WeeklyNotice,
+    reconcile_stars, reconcile_stars_now, refund_stars, stars_task,
+};
 pub use users::{
     TopupOutcome, TopupRequest, UserSummary, register_user, topup, user_summary, verify_ledger,
 };
 pub use views::{JobView, LedgerEntryView, PaymentView, UserView};
-pub use weekly::{WeeklyReport, due_week, weekly_bonus};
+pub use weekly::{WeeklyReport, due_week, weekly_bonus, weekly_task};
 pub use yookassa::{
     Rejection, Settled, YooKassaError, YooKassaLink, YooKassaReconcile, check_yookassa_order,
     create_yookassa_order, receipt_email_needed, reconcile_yookassa, run_yookassa_reconciler,

@@ -175,3 +175,18 @@ pub async fn disable_promo(
             .await?,
     ))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundBody {
+    charge_id: String,
+}
+
+/// Refunds a Stars payment through Telegram and takes its points back (once per charge id).
+pub async fn refund_stars(
+    State(app): State<App>,
+    payload: Result<Json<RefundBody>, JsonRejection>,
+) -> ApiResult<ops::RefundOutcome> {
+    let b = body(payload)?;
+    Ok(Json(ops::refund_stars(&app, &b.charge_id).await?))
+}

@@ -31,6 +31,7 @@ pub fn router(app: App) -> Router {
             get(api::list_promos).post(api::create_promos),
         )
         .route("/promocodes/{code}/disable", post(api::disable_promo))
+        .route("/payments/stars/refund", post(api::refund_stars))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::require_admin,
