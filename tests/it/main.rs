@@ -7,6 +7,7 @@ mod bot_edges;
 mod bot_flows;
 mod bot_money;
 mod bot_stars;
+mod bot_yookassa;
 mod cli_admin;
 mod cli_engine;
 mod comfy_client;
