@@ -61,6 +61,8 @@ pub struct App {
     pub presets: PresetBook,
     /// Telegram for `ops` (Stars refunds and transactions, notices); `None` without a bot token.
     pub telegram: Option<Arc<dyn crate::ops::Telegram>>,
+    /// The YooKassa client, when `[yookassa]` is enabled.
+    pub yookassa: Option<crate::yookassa::Client>,
 }
 
 /// The loaded presets; reloadable while running.
@@ -173,6 +175,7 @@ impl App {
         let presets = PresetBook::load(&config)?;
         let backends = Backends::new(&config.comfyui.backends, std::time::Duration::from_secs(60));
         let telegram = crate::bot::gateway(&config, &store);
+        let yookassa = config.yookassa.as_ref().map(crate::yookassa::Client::new);
         Ok((
             Self {
                 config: Arc::new(config),
@@ -187,6 +190,7 @@ impl App {
                 jobs_changed: Arc::new(tokio::sync::Notify::new()),
                 presets,
                 telegram,
+                yookassa,
             },
             report,
         ))
@@ -265,6 +269,10 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = crate::worker::spawn_all(&app, stop_rx.clone());
     workers.push(tokio::spawn(crate::bot::run(app.clone(), stop_rx.clone())));
+    workers.push(tokio::spawn(crate::ops::run_yookassa_reconciler(
+        app.clone(),
+        stop_rx.clone(),
+    )));
     workers.push(tokio::spawn(periodic(app.clone(), stop_rx)));
     let web_shutdown = async move {
         shutdown.await;

@@ -16,3 +16,4 @@ pub mod queue;
 pub mod store;
 pub mod web;
 pub mod worker;
+pub mod yookassa;

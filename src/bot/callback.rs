@@ -65,6 +65,14 @@ pub enum Callback {
     },
     /// "No more of these" under a weekly bonus notice.
     StopNotices,
+    /// Buy pack `pack` by card or SBP (YooKassa).
+    CardPack {
+        pack: u8,
+    },
+    /// "Check payment" under a YooKassa link: the order `order:<ulid>`.
+    CheckPayment {
+        order: ulid::Ulid,
+    },
 }
 
 pub const MAX_LEN: usize = 64;
@@ -97,6 +105,8 @@ impl Callback {
             Callback::StarsPack { pack } => format!("xtr:{pack}"),
             Callback::WeeklyNotices { on } => format!("wn:{}", u8::from(*on)),
             Callback::StopNotices => "wn:stop".into(),
+            Callback::CardPack { pack } => format!("yk:{pack}"),
+            Callback::CheckPayment { order } => format!("ykc:{order}"),
         }
     }
 
@@ -146,6 +156,12 @@ impl Callback {
             ("wn", "0") => Callback::WeeklyNotices { on: false },
             ("wn", "1") => Callback::WeeklyNotices { on: true },
             ("wn", "stop") => Callback::StopNotices,
+            ("yk", n) => Callback::CardPack {
+                pack: n.parse().ok()?,
+            },
+            ("ykc", order) => Callback::CheckPayment {
+                order: ulid::Ulid::from_string(order).ok()?,
+            },
             _ => return None,
         })
     }
@@ -186,6 +202,10 @@ mod tests {
             Callback::WeeklyNotices { on: false },
             Callback::WeeklyNotices { on: true },
             Callback::StopNotices,
+            Callback::CardPack { pack: u8::MAX },
+            Callback::CheckPayment {
+                order: ulid::Ulid::from_parts(u64::MAX, u128::MAX),
+            },
         ];
         for category in Category::ALL {
             v.push(Callback::Category {
@@ -227,6 +247,10 @@ mod tests {
             "xtr:",
             "xtr:256",
             "wn:2",
+            "yk:",
+            "yk:256",
+            "ykc:",
+            "ykc:order:01JFAKE",
             "m:extra",
             &"m".repeat(65),
         ] {

@@ -33,6 +33,8 @@ pub enum Step {
     Confirming { draft: Draft, nonce: u32 },
     /// Profile → Promo code was pressed: the next text is the code.
     AwaitPromo,
+    /// Card / SBP with receipts: the next text is the e-mail for pack `pack`'s receipt.
+    AwaitEmail { pack: u8 },
 }
 
 /// Photos of an album being collected (debounced).
@@ -80,7 +82,7 @@ impl Dialog {
             Step::HavePhotos { photos } | Step::AwaitPrompt { photos } => photos.clone(),
             Step::AwaitPhotos { got, .. } => got.clone(),
             Step::Confirming { draft, .. } => draft.photos.clone(),
-            Step::Idle | Step::AwaitPromo => Vec::new(),
+            Step::Idle | Step::AwaitPromo | Step::AwaitEmail { .. } => Vec::new(),
         }
     }
 }

@@ -119,6 +119,7 @@ pub async fn text(ctx: &Ctx, text: &str) {
     let d = ctx.dialog();
     match &d.step {
         Step::AwaitPromo => super::promo::redeem(ctx, text).await,
+        Step::AwaitEmail { pack } => super::yookassa::email(ctx, text, *pack).await,
         Step::AwaitPrompt { photos } | Step::HavePhotos { photos } => {
             let photos = photos.clone();
             if let Some(prompt) = check_prompt(ctx, text).await {

@@ -235,7 +235,10 @@ async fn start(ctx: &mut Ctx, created: bool) {
 /// A main-menu entry, from the reply keyboard or a button; works in any state.
 async fn menu(ctx: &mut Ctx, entry: &str, message: Option<i32>) {
     let d = ctx.dialog();
-    if d.step == super::dialog::Step::AwaitPromo {
+    if matches!(
+        d.step,
+        super::dialog::Step::AwaitPromo | super::dialog::Step::AwaitEmail { .. }
+    ) {
         let mut d = d;
         d.step = Default::default();
         ctx.save(d);
@@ -284,5 +287,7 @@ async fn callback(ctx: &mut Ctx, cb: Callback, message: Option<i32>) {
         Callback::Promo => promo::ask(ctx).await,
         Callback::WeeklyNotices { on } => profile::set_notices(ctx, on, message).await,
         Callback::StopNotices => profile::set_notices(ctx, false, None).await,
+        Callback::CardPack { pack } => super::yookassa::card(ctx, pack).await,
+        Callback::CheckPayment { order } => super::yookassa::check(ctx, order).await,
     }
 }

@@ -262,9 +262,13 @@ pub fn stars_pack_rows(
         .collect()
 }
 
-/// The top-up screen's buttons: the packs' rows, then back to the menu.
-pub fn topup(t: &Texts, lang: Lang, packs: &[crate::config::Pack]) -> Markup {
+/// The top-up screen's buttons: the packs' rows (with card / SBP rows when `card`), then
+/// back to the menu.
+pub fn topup(t: &Texts, lang: Lang, packs: &[crate::config::Pack], card: bool) -> Markup {
     let mut rows = stars_pack_rows(t, lang, packs);
+    if card {
+        rows.extend(super::yookassa::card_pack_rows(t, lang, packs));
+    }
     rows.push(vec![(t.t(lang, "menu-back"), Callback::Menu)]);
     Markup::Inline(rows)
 }

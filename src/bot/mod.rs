@@ -23,6 +23,7 @@ mod profile;
 mod promo;
 mod texts;
 mod tg;
+mod yookassa;
 
 use std::sync::Arc;
 use std::time::Duration;

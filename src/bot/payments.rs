@@ -25,6 +25,10 @@ pub async fn screen(ctx: &Ctx, message: Option<i32>) {
     }
     let balance = ctx.app().store.balance(ctx.user).unwrap_or(0);
     let mut text = ctx.points("topup-title", balance);
+    if ctx.app().config.yookassa.is_some() {
+        text.push('\n');
+        text.push_str(&ctx.t("topup-card-note"));
+    }
     if billing.test_mode {
         text.push('\n');
         text.push_str(&ctx.t("profile-test"));
@@ -32,7 +36,12 @@ pub async fn screen(ctx: &Ctx, message: Option<i32>) {
     ctx.edit_or_say(
         message,
         &text,
-        keyboards::topup(&ctx.s.texts, ctx.lang, &billing.packs),
+        keyboards::topup(
+            &ctx.s.texts,
+            ctx.lang,
+            &billing.packs,
+            ctx.app().config.yookassa.is_some(),
+        ),
     )
     .await;
 }

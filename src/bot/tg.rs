@@ -27,6 +27,11 @@ pub enum Markup {
     Inline(Vec<Vec<(String, Callback)>>),
     /// The persistent menu keyboard under the input field.
     Reply(Vec<Vec<String>>),
+    /// Link buttons (label, URL), one per row, above callback rows.
+    Links {
+        links: Vec<(String, String)>,
+        rows: Vec<Vec<(String, Callback)>>,
+    },
 }
 
 impl Markup {
@@ -42,6 +47,24 @@ impl Markup {
                         .collect::<Vec<_>>()
                 }),
             ))),
+            Markup::Links { links, rows } => {
+                let links = links.iter().filter_map(|(label, url)| {
+                    Some(vec![InlineKeyboardButton::url(
+                        label.clone(),
+                        url.parse().ok()?,
+                    )])
+                });
+                let rows = rows.iter().map(|row| {
+                    row.iter()
+                        .map(|(label, cb)| {
+                            InlineKeyboardButton::callback(label.clone(), cb.encode())
+                        })
+                        .collect::<Vec<_>>()
+                });
+                Some(ReplyMarkup::InlineKeyboard(InlineKeyboardMarkup::new(
+                    links.chain(rows).collect::<Vec<_>>(),
+                )))
+            }
             Markup::Reply(rows) => Some(ReplyMarkup::Keyboard(
                 KeyboardMarkup::new(rows.iter().map(|row| {
                     row.iter()

@@ -85,6 +85,25 @@ pub fn user(v: &UserView) -> String {
         );
         let _ = writeln!(s, "{}", line.trim_end());
     }
+    if !v.payments.is_empty() {
+        let _ = writeln!(s, "payments (newest first):");
+    }
+    for p in &v.payments {
+        let amount = match p.currency.as_str() {
+            "XTR" => format!("{} Stars", p.amount),
+            cur => format!("{}.{:02} {cur}", p.amount / 100, p.amount % 100),
+        };
+        let _ = writeln!(
+            s,
+            "  {}  {:<8} {:<9} {:>12}  {:>+6} points  {}",
+            time(p.created_ms),
+            p.rail,
+            p.status,
+            amount,
+            p.points,
+            p.id
+        );
+    }
     let _ = writeln!(s, "jobs (newest first):");
     if v.jobs.is_empty() {
         let _ = writeln!(s, "  (none)");

@@ -49,6 +49,8 @@ pub struct Config {
     pub queue: Queue,
     pub presets: Presets,
     pub log: Log,
+    /// Card and SBP payments through YooKassa; `None` unless `yookassa.enabled`.
+    pub yookassa: Option<YooKassa>,
 }
 
 #[derive(Debug, Clone)]
@@ -170,6 +172,35 @@ pub enum LogFormat {
 pub struct Log {
     pub level: String,
     pub format: LogFormat,
+}
+
+/// The `[yookassa]` section, when enabled.
+#[derive(Debug, Clone)]
+pub struct YooKassa {
+    pub shop_id: String,
+    pub secret_key: SecretString,
+    /// `https://api.yookassa.ru/v3/` (tests point it at a fake).
+    pub api_url: reqwest::Url,
+    /// Where YooKassa sends the user after paying (e.g. `https://t.me/your_bot`).
+    pub return_url: reqwest::Url,
+    /// The shop is a test shop: payments must carry `test: true` (and `false` otherwise).
+    pub test: bool,
+    /// 54-FZ receipts, sent with each payment (the bot then asks for an e-mail).
+    pub receipt: Option<Receipt>,
+    /// The header holding the client address set by a reverse proxy; unset: the socket peer.
+    pub trusted_header: Option<String>,
+    /// How often pending payments are re-read (settles lost notifications).
+    pub reconcile_interval: Duration,
+    /// Timeout of one request to YooKassa.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    /// YooKassa's `vat_code` (1 = no VAT, ...).
+    pub vat_code: u8,
+    /// The receipt item's text (at most 128 characters).
+    pub description: String,
 }
 
 impl Config {

@@ -14,6 +14,7 @@ mod stars;
 mod users;
 mod views;
 mod weekly;
+mod yookassa;
 
 pub use admin::{Stats, set_banned, set_unlimited, stats};
 pub use backup::{BackupReport, backup};
@@ -32,8 +33,13 @@ pub use stars::{
 pub use users::{
     TopupOutcome, TopupRequest, UserSummary, register_user, topup, user_summary, verify_ledger,
 };
-pub use views::{JobView, LedgerEntryView, UserView};
+pub use views::{JobView, LedgerEntryView, PaymentView, UserView};
 pub use weekly::{WeeklyReport, due_week, weekly_bonus, weekly_task};
+pub use yookassa::{
+    Rejection, Settled, YooKassaError, YooKassaLink, YooKassaReconcile, check_yookassa_order,
+    create_yookassa_order, receipt_email_needed, reconcile_yookassa, run_yookassa_reconciler,
+    set_receipt_email, settle_yookassa,
+};
 
 use crate::domain::{JobId, JobState, UserId};
 use crate::queue::QueueError;

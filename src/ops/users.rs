@@ -78,6 +78,8 @@ pub struct UserSummary {
     pub balance: i64,
     pub ledger: Vec<LedgerEntry>,
     pub jobs: Vec<JobRecord>,
+    /// Payments (both rails) and YooKassa orders not paid (pending, canceled), newest first.
+    pub payments: Vec<crate::store::PaymentRecord>,
 }
 
 pub fn user_summary(app: &App, id: UserId, tail: usize) -> Result<UserSummary, OpsError> {
@@ -87,6 +89,18 @@ pub fn user_summary(app: &App, id: UserId, tail: usize) -> Result<UserSummary, O
         balance: app.store.balance(id)?,
         ledger: app.store.ledger_tail(id, tail)?,
         jobs: app.queue.recent_for_user(id, tail)?,
+        payments: app
+            .store
+            .payments()?
+            .into_iter()
+            .filter(|p| {
+                p.user == id
+                    && (!p.id.starts_with("order:")
+                        || (p.rail == crate::store::Rail::YooKassa
+                            && p.status != crate::store::PaymentStatus::Succeeded))
+            })
+            .take(tail)
+            .collect(),
     })
 }
 

@@ -89,6 +89,53 @@ pub struct UserView {
     pub balance: i64,
     pub ledger: Vec<LedgerEntryView>,
     pub jobs: Vec<JobView>,
+    /// Absent in answers of an older daemon.
+    #[serde(default)]
+    pub payments: Vec<PaymentView>,
+}
+
+/// A payment (`stars:<charge id>`, `yookassa:<payment id>`) or an unpaid YooKassa order.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PaymentView {
+    pub id: String,
+    pub order_id: String,
+    /// `stars` or `yookassa`.
+    pub rail: String,
+    /// `pending`, `succeeded`, `canceled` or `refunded`.
+    pub status: String,
+    /// In the currency's smallest unit (Stars; kopecks).
+    pub amount: u64,
+    pub currency: String,
+    pub points: u32,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl From<&crate::store::PaymentRecord> for PaymentView {
+    fn from(p: &crate::store::PaymentRecord) -> Self {
+        use crate::store::{PaymentStatus, Rail};
+        Self {
+            id: p.id.clone(),
+            order_id: p.order_id.clone(),
+            rail: match p.rail {
+                Rail::Stars => "stars",
+                Rail::YooKassa => "yookassa",
+            }
+            .into(),
+            status: match p.status {
+                PaymentStatus::Pending => "pending",
+                PaymentStatus::Succeeded => "succeeded",
+                PaymentStatus::Canceled => "canceled",
+                PaymentStatus::Refunded => "refunded",
+            }
+            .into(),
+            amount: p.amount,
+            currency: p.currency.clone(),
+            points: p.points,
+            created_ms: p.created_ms,
+            updated_ms: p.updated_ms,
+        }
+    }
 }
 
 impl From<UserSummary> for UserView {
@@ -105,6 +152,7 @@ impl From<UserSummary> for UserView {
             balance: s.balance,
             ledger: s.ledger.iter().map(Into::into).collect(),
             jobs: s.jobs.iter().map(Into::into).collect(),
+            payments: s.payments.iter().map(Into::into).collect(),
         }
     }
 }

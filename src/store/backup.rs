@@ -49,6 +49,8 @@ impl Store {
                 PROMOCODES,
                 BOT_STATE,
                 PROMO_REDEMPTIONS,
+                YOOKASSA_ORDERS,
+                CUSTOMER_EMAILS,
             );
             dst.commit().map_err(db)?;
             Ok(())

@@ -12,6 +12,7 @@ mod promos;
 pub mod records;
 mod tables;
 mod users;
+mod yookassa;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use records::{
     HoldRecord, HoldState, LedgerEntry, PaymentRecord, PaymentStatus, PromoRecord, Rail, UserRecord,
 };
 pub use users::{NewUser, Registered};
+pub use yookassa::YooKassaOrderRecord;
 
 use crate::codec::CodecError;
 use crate::domain::{JobId, UserId};

@@ -31,3 +31,7 @@ pub const BOT_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("bot_st
 /// (promocode, user) → (): who redeemed what, so a user redeems a code once.
 pub const PROMO_REDEMPTIONS: TableDefinition<(&str, i64), ()> =
     TableDefinition::new("promo_redemptions");
+/// Order id → `YooKassaOrderRecord` (the YooKassa payment paying it, its link).
+pub const YOOKASSA_ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("yookassa_orders");
+/// Telegram user id → the e-mail the user gave for receipts.
+pub const CUSTOMER_EMAILS: TableDefinition<i64, &str> = TableDefinition::new("customer_emails");

@@ -4,6 +4,7 @@ mod api;
 mod auth;
 mod error;
 mod status;
+mod yookassa;
 
 use std::future::Future;
 
@@ -14,6 +15,7 @@ use tokio::net::TcpListener;
 use crate::app::App;
 
 pub use status::{StatusReport, status_report};
+pub use yookassa::is_yookassa_address;
 
 pub fn router(app: App) -> Router {
     let admin = Router::new()
@@ -38,6 +40,7 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(status::healthz))
         .route("/api/status", get(status::status_json))
         .nest("/api/v1", admin)
+        .route("/webhooks/yookassa", post(yookassa::notification))
         .fallback(error::not_found)
         .with_state(app)
 }
@@ -50,7 +53,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "web server listening");
-    axum::serve(listener, router(app))
+    // The peer address is kept for the YooKassa webhook's source check.
+    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())

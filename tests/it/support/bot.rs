@@ -46,6 +46,8 @@ pub struct Setup {
     pub comfy: bool,
     /// The app's clock (the system clock unless a test drives time).
     pub clock: Clock,
+    /// Whole sections appended to the config (`[yookassa]` ...).
+    pub sections: String,
 }
 
 impl Default for Setup {
@@ -55,6 +57,7 @@ impl Default for Setup {
             billing: String::new(),
             comfy: true,
             clock: Clock::System,
+            sections: String::new(),
         }
     }
 }
@@ -79,6 +82,13 @@ impl Setup {
 
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Appends whole config sections.
+    pub fn section(mut self, text: &str) -> Self {
+        self.sections.push_str(text);
+        self.sections.push('\n');
         self
     }
 }
@@ -123,11 +133,12 @@ impl BotTest {
         };
         let extra = format!(
             "[telegram]\ntoken = {:?}\napi_url = {:?}\nalbum_debounce = \"100ms\"\n{flood}{}\n\
-             [billing]\n{weekly}{}",
+             [billing]\n{weekly}{}\n{}",
             FakeTelegram::TOKEN,
             tg.api_url().as_str(),
             setup.telegram,
             setup.billing,
+            setup.sections,
         );
         let app = TestApp::start_with_clock(&[backend], &extra, setup.clock.clone()).await;
         let config = app.dir.path().join("config.toml");

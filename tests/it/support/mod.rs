@@ -4,6 +4,7 @@ pub mod app;
 pub mod bot;
 pub mod fake_comfy;
 pub mod fake_telegram;
+pub mod fake_yookassa;
 pub mod process;
 
 use std::path::{Path, PathBuf};

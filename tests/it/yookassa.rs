@@ -1,0 +1,775 @@
+//! YooKassa against the fake API server: payment creation with a stable Idempotence-Key,
+//! notifications (accepted from YooKassa's addresses only, acted on only through the re-read),
+//! exactly-once credit, reconciliation of lost notifications, faults on both calls, config.
+
+use std::path::Path;
+
+use qwenedit::config::Config;
+use qwenedit::domain::UserId;
+use qwenedit::ops::{self, Rejection, Settled, YooKassaError};
+use qwenedit::store::{PaymentStatus, Rail};
+use qwenedit::yookassa::YooError;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::app::TestApp;
+use crate::support::fake_yookassa::{FakeYooKassa, Fault, SECRET_KEY};
+
+/// An address inside YooKassa's 185.71.76.0/27.
+const YOOKASSA_IP: &str = "185.71.76.10";
+/// Pack 0 of the shipped config: 100 points for 99 rubles.
+const PACK0_POINTS: i64 = 100;
+
+async fn start(yk: &FakeYooKassa, keys: &str) -> TestApp {
+    start_with(
+        yk,
+        &format!("trusted_header = \"X-Real-IP\"\nreconcile_interval = \"1h\"\n{keys}"),
+    )
+    .await
+}
+
+async fn start_with(yk: &FakeYooKassa, keys: &str) -> TestApp {
+    let extra = format!("[billing]\nweekly_bonus = 0\n{}", yk.config(keys));
+    TestApp::start(&["http://127.0.0.1:9".parse().unwrap()], &extra).await
+}
+
+/// Sends a notification as YooKassa would; `from` goes into the trusted header.
+async fn notify(t: &TestApp, from: Option<&str>, payment_id: &str) -> StatusCode {
+    let body = json!({
+        "type": "notification",
+        "event": "payment.succeeded",
+        "object": {
+            "id": payment_id, "status": "succeeded", "paid": true,
+            "amount": {"value": "99.00", "currency": "RUB"},
+            "metadata": {"order_id": "whatever"}, "test": true,
+            "payment_method": {"type": "bank_card", "id": payment_id, "saved": false},
+        }
+    });
+    let mut req = reqwest::Client::new()
+        .post(format!("http://{}/webhooks/yookassa", t.addr))
+        .json(&body);
+    if let Some(ip) = from {
+        req = req.header("X-Real-IP", ip);
+    }
+    req.send().await.unwrap().status()
+}
+
+/// A user with a YooKassa payment for pack 0, created and still pending; returns its id.
+async fn pending_payment(t: &TestApp, yk: &FakeYooKassa, user: UserId) -> String {
+    let before = yk.payments().len();
+    let link = ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
+    let payments = yk.payments();
+    assert_eq!(payments.len(), before + 1);
+    let p = payments
+        .iter()
+        .find(|p| p["metadata"]["order_id"] == link.order_id.as_str())
+        .unwrap();
+    assert_eq!(
+        link.url,
+        p["confirmation"]["confirmation_url"].as_str().unwrap()
+    );
+    p["id"].as_str().unwrap().to_string()
+}
+
+fn order_status(t: &TestApp, user: UserId) -> Vec<PaymentStatus> {
+    t.app
+        .store
+        .payments()
+        .unwrap()
+        .iter()
+        .filter(|p| p.user == user && p.id.starts_with("order:"))
+        .map(|p| p.status)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_sends_the_payment_and_retries_with_the_same_key_after_a_5xx() {
+    let yk = FakeYooKassa::start().await;
+    let t = start(&yk, "").await;
+    let user = t.user(7, 0);
+    yk.fail_create(Fault::ServerError, 1);
+    let link = ops::create_yookassa_order(&t.app, user, 1).await.unwrap();
+    assert_eq!((link.points, link.bonus, link.rub), (300, 30, 279));
+    assert_eq!(yk.payments().len(), 1, "one payment");
+    let posts: Vec<_> = yk
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 2, "the 5xx was retried");
+    assert!(
+        posts.iter().all(|r| r.authorized),
+        "Basic auth shopId:secretKey"
+    );
+    assert_eq!(posts[0].idempotence_key, posts[1].idempotence_key);
+    assert_eq!(posts[0].body, posts[1].body);
+    let key = posts[0].idempotence_key.clone().unwrap();
+    assert!(
+        key.len() <= 64 && key.contains(&link.order_id[6..]),
+        "{key}"
+    );
+    let mut body = posts[0].body.clone().unwrap();
+    assert_eq!(body["metadata"]["order_id"], link.order_id.as_str());
+    assert_eq!(body["metadata"]["user_id"], "7");
+    let description = body["description"].as_str().unwrap().to_string();
+    assert!(description.contains(&link.order_id), "{description}");
+    body["metadata"]["order_id"] = json!("[order id]");
+    body["description"] = json!(description.replace(&link.order_id, "[order id]"));
+    insta::assert_json_snapshot!("yookassa_create_body", body);
+    // The order is stored with its payment; asking again for the same pack reuses it.
+    let again = ops::create_yookassa_order(&t.app, user, 1).await.unwrap();
+    assert_eq!(again, link);
+    assert_eq!(yk.count("POST", "/v3/payments"), 2, "no new create call");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_create_tells_the_caller_and_a_retry_makes_one_payment() {
+    let yk = FakeYooKassa::start().await;
+    let t = start(&yk, "").await;
+    let user = t.user(7, 0);
+    // 5xx on every attempt: the caller gets a retryable error.
+    yk.fail_create(Fault::ServerError, 3);
+    let err = ops::create_yookassa_order(&t.app, user, 0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, YooKassaError::Provider(e) if e.is_retryable()),
+        "{err:?}"
+    );
+    assert!(yk.payments().is_empty());
+    // YooKassa made the payment but its answer was lost, then it timed out: a retry of the
+    // user's order gets that same payment back.
+    yk.fail_create(Fault::LoseResponse, 1);
+    yk.fail_create(Fault::Hang, 2);
+    let err = ops::create_yookassa_order(&t.app, user, 0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, YooKassaError::Provider(YooError::Timeout)),
+        "{err:?}"
+    );
+    assert_eq!(yk.payments().len(), 1);
+    let link = ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
+    assert_eq!(yk.payments().len(), 1, "still one payment");
+    let keys: std::collections::BTreeSet<_> = yk
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.idempotence_key)
+        .collect();
+    assert_eq!(keys.len(), 1, "every attempt used the order's key");
+    assert_eq!(order_status(&t, user), vec![PaymentStatus::Pending]);
+    assert_eq!(
+        yk.payments()[0]["metadata"]["order_id"],
+        link.order_id.as_str()
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_from_yookassa_credits_once_however_often_it_comes() {
+    let yk = FakeYooKassa::start().await;
+    let t = start(&yk, "").await;
+    let user = t.user(7, 0);
+    let id = pending_payment(&t, &yk, user).await;
+    yk.set_status(&id, "succeeded");
+    assert_eq!(notify(&t, Some(YOOKASSA_IP), &id).await, StatusCode::OK);
+    assert_eq!(t.balance(user), PACK0_POINTS);
+    assert_eq!(notify(&t, Some(YOOKASSA_IP), &id).await, StatusCode::OK);
+    let burst: Vec<_> = (0..10)
+        .map(|i| {
+            let (addr, id) = (t.addr, id.clone());
+            tokio::spawn(async move {
+                let body = json!({"type": "notification", "event": "payment.succeeded",
+                                  "object": {"id": id}});
+                reqwest::Client::new()
+                    .post(format!("http://{addr}/webhooks/yookassa"))
+                    .header("X-Real-IP", format!("77.75.153.{i}"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    for h in burst {
+        assert_eq!(h.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(t.balance(user), PACK0_POINTS, "credited once");
+    assert!(
+        yk.count("GET", "/v3/payments/") >= 12,
+        "every notification was re-read"
+    );
+    let payment = t
+        .app
+        .store
+        .payment(&format!("yookassa:{id}"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(payment.rail, Rail::YooKassa);
+    assert_eq!(payment.status, PaymentStatus::Succeeded);
+    assert_eq!((payment.amount, payment.currency.as_str()), (9_900, "RUB"));
+    assert_eq!(order_status(&t, user), vec![PaymentStatus::Succeeded]);
+    let history = ops::payment_history(&t.app, user).unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].points, PACK0_POINTS as u32);
+    assert!(t.app.store.verify_ledger().unwrap().is_consistent());
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_notifications_credit_nothing() {
+    let yk = FakeYooKassa::start().await;
+    let t = start(&yk, "").await;
+    let user = t.user(7, 0);
+
+    // From outside YooKassa's ranges, or with no address at all: refused before any re-read.
+    let paid = pending_payment(&t, &yk, user).await;
+    yk.set_status(&paid, "succeeded");
+    let reads = yk.count("GET", "/v3/payments/");
+    for from in [
+        Some("1.2.3.4"),
+        Some("185.71.76.32"),
+        Some("not an ip"),
+        None,
+    ] {
+        assert_eq!(
+            notify(&t, from, &paid).await,
+            StatusCode::FORBIDDEN,
+            "{from:?}"
+        );
+    }
+    assert_eq!(yk.count("GET", "/v3/payments/"), reads, "not even re-read");
+    assert_eq!(t.balance(user), 0);
+
+    // From YooKassa's address, but the re-read says pending: the body's "succeeded" is ignored.
+    let other = t.user(8, 0);
+    let pending = pending_payment(&t, &yk, other).await;
+    assert_eq!(
+        notify(&t, Some(YOOKASSA_IP), &pending).await,
+        StatusCode::OK
+    );
+    assert_eq!(t.balance(other), 0);
+    assert_eq!(order_status(&t, other), vec![PaymentStatus::Pending]);
+
+    // The re-read says canceled: the order is canceled, nothing credited.
+    yk.set_status(&pending, "canceled");
+    assert_eq!(
+        notify(&t, Some(YOOKASSA_IP), &pending).await,
+        StatusCode::OK
+    );
+    assert_eq!(t.balance(other), 0);
+    assert_eq!(order_status(&t, other), vec![PaymentStatus::Canceled]);
+
+    // Succeeded, but for a different amount.
+    let third = t.user(9, 0);
+    let cheap = pending_payment(&t, &yk, third).await;
+    yk.set_status(&cheap, "succeeded");
+    yk.set_amount(&cheap, "1.00", "RUB");
+    assert_eq!(notify(&t, Some(YOOKASSA_IP), &cheap).await, StatusCode::OK);
+    assert_eq!(
+        ops::settle_yookassa(&t.app, &cheap).await.unwrap(),
+        Settled::Rejected(Rejection::AmountMismatch)
+    );
+    yk.set_amount(&cheap, "99.00", "USD");
+    assert_eq!(
+        ops::settle_yookassa(&t.app, &cheap).await.unwrap(),
+        Settled::Rejected(Rejection::AmountMismatch)
+    );
+    assert_eq!(t.balance(third), 0);
+
+    // Succeeded, but a real payment where we expect a test one.
+    let fourth = t.user(10, 0);
+    let live = pending_payment(&t, &yk, fourth).await;
+    yk.set_status(&live, "succeeded");
+    yk.set_test(&live, false);
+    assert_eq!(notify(&t, Some(YOOKASSA_IP), &live).await, StatusCode::OK);
+    assert_eq!(
+        ops::settle_yookassa(&t.app, &live).await.unwrap(),
+        Settled::Rejected(Rejection::TestMismatch)
+    );
+    assert_eq!(t.balance(fourth), 0);
+
+    // A payment id YooKassa does not know.
+    assert_eq!(
+        notify(
+            &t,
+            Some(YOOKASSA_IP),
+            "2f5bffff-000f-5000-8000-00000000ffff"
+        )
+        .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        ops::settle_yookassa(&t.app, "2f5bffff-000f-5000-8000-00000000ffff")
+            .await
+            .unwrap(),
+        Settled::Rejected(Rejection::UnknownPayment)
+    );
+
+    // Someone else's succeeded payment in the shop, one naming our order for another user, and
+    // one naming an order that does not exist.
+    let order = t.app.store.payments().unwrap();
+    let our_order = &order.iter().find(|o| o.user == fourth).unwrap().id;
+    for metadata in [
+        json!({"cms": "other"}),
+        json!({"order_id": our_order, "user_id": "8"}),
+        json!({"order_id": "order:01JFAKEFAKEFAKEFAKEFAKEFAK", "user_id": "10"}),
+    ] {
+        let foreign = yk.add_payment(metadata.clone(), "99.00", "succeeded");
+        assert_eq!(
+            notify(&t, Some(YOOKASSA_IP), &foreign).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            ops::settle_yookassa(&t.app, &foreign).await.unwrap(),
+            Settled::Rejected(Rejection::NotOurs),
+            "{metadata}"
+        );
+    }
+
+    // Not a notification at all.
+    let garbage = reqwest::Client::new()
+        .post(format!("http://{}/webhooks/yookassa", t.addr))
+        .header("X-Real-IP", YOOKASSA_IP)
+        .body("{\"object\": {\"id\": \"../../admin\"}}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), StatusCode::BAD_REQUEST);
+
+    for u in [user, other, third, fourth] {
+        assert_eq!(t.balance(u), 0, "{u}");
+    }
+    assert!(
+        t.app
+            .store
+            .payments()
+            .unwrap()
+            .iter()
+            .all(|p| !p.id.starts_with("yookassa:")),
+        "no payment recorded"
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_trusted_header_the_socket_peer_decides() {
+    let yk = FakeYooKassa::start().await;
+    let t = start_with(&yk, "reconcile_interval = \"1h\"").await;
+    let user = t.user(7, 0);
+    let id = pending_payment(&t, &yk, user).await;
+    yk.set_status(&id, "succeeded");
+    // The test connects from 127.0.0.1; a header claiming YooKassa's address counts for nothing.
+    assert_eq!(
+        notify(&t, Some(YOOKASSA_IP), &id).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(notify(&t, None, &id).await, StatusCode::FORBIDDEN);
+    assert_eq!(t.balance(user), 0);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_notification_is_settled_by_reconciliation() {
+    let yk = FakeYooKassa::start().await;
+    let t = start(&yk, "").await;
+    let (a, b, c) = (t.user(7, 0), t.user(8, 0), t.user(9, 0));
+    let paid = pending_payment(&t, &yk, a).await;
+    let canceled = pending_payment(&t, &yk, b).await;
+    let _waiting = pending_payment(&t, &yk, c).await;
+    yk.set_status(&paid, "succeeded");
+    yk.set_status(&canceled, "canceled");
+    let report = ops::reconcile_yookassa(&t.app).await.unwrap();
+    assert_eq!(
+        (
+            report.checked,
+            report.credited,
+            report.canceled,
+            report.failed
+        ),
+        (3, 1, 1, 0)
+    );
+    assert_eq!(
+        (t.balance(a), t.balance(b), t.balance(c)),
+        (PACK0_POINTS, 0, 0)
+    );
+    // Settled orders are not re-read again; the late notification changes nothing.
+    let report = ops::reconcile_yookassa(&t.app).await.unwrap();
+    assert_eq!((report.checked, report.credited), (1, 0));
+    assert_eq!(notify(&t, Some(YOOKASSA_IP), &paid).await, StatusCode::OK);
+    assert_eq!(t.balance(a), PACK0_POINTS);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reconciles_on_its_own() {
+    let yk = FakeYooKassa::start().await;
+    let t = start_with(
+        &yk,
+        "trusted_header = \"X-Real-IP\"\nreconcile_interval = \"1s\"",
+    )
+    .await;
+    let user = t.user(7, 0);
+    let id = pending_payment(&t, &yk, user).await;
+    yk.set_status(&id, "succeeded");
+    // No notification and no event to wait on: poll the balance for a bounded time.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while t.balance(user) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not reconciled in 15 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(t.balance(user), PACK0_POINTS);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_re_read_loses_nothing() {
+    let yk = FakeYooKassa::start().await;
+    let t = start(&yk, "").await;
+    let user = t.user(7, 0);
+    let id = pending_payment(&t, &yk, user).await;
+    yk.set_status(&id, "succeeded");
+    yk.fail_get(Fault::ServerError, 1);
+    assert_eq!(notify(&t, Some(YOOKASSA_IP), &id).await, StatusCode::OK);
+    yk.fail_get(Fault::Hang, 1);
+    assert_eq!(notify(&t, Some(YOOKASSA_IP), &id).await, StatusCode::OK);
+    assert_eq!(
+        t.balance(user),
+        0,
+        "nothing credited without a good re-read"
+    );
+    yk.fail_get(Fault::ServerError, 1);
+    let report = ops::reconcile_yookassa(&t.app).await.unwrap();
+    assert_eq!((report.checked, report.failed, report.credited), (1, 1, 0));
+    let report = ops::reconcile_yookassa(&t.app).await.unwrap();
+    assert_eq!((report.checked, report.credited), (1, 1));
+    assert_eq!(t.balance(user), PACK0_POINTS);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_payment_settles_the_users_own_order() {
+    let yk = FakeYooKassa::start().await;
+    let t = start(&yk, "").await;
+    let (user, stranger) = (t.user(7, 0), t.user(8, 0));
+    let link = ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
+    let id = yk.payments()[0]["id"].as_str().unwrap().to_string();
+    let check = || ops::check_yookassa_order(&t.app, user, &link.order_id);
+    assert_eq!(check().await.unwrap(), Settled::Pending { user });
+    assert!(matches!(
+        ops::check_yookassa_order(&t.app, stranger, &link.order_id).await,
+        Err(YooKassaError::UnknownOrder)
+    ));
+    yk.set_status(&id, "succeeded");
+    assert_eq!(
+        check().await.unwrap(),
+        Settled::Credited {
+            user,
+            points: 100,
+            balance: 100
+        }
+    );
+    assert_eq!(check().await.unwrap(), Settled::AlreadyCredited { user });
+    assert_eq!(t.balance(user), 100);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_are_rate_limited_with_stars_invoices() {
+    let yk = FakeYooKassa::start().await;
+    let extra = format!(
+        "[billing]\nweekly_bonus = 0\npayments_per_minute = 2\n{}",
+        yk.config("trusted_header = \"X-Real-IP\"")
+    );
+    let t = TestApp::start(&["http://127.0.0.1:9".parse().unwrap()], &extra).await;
+    let user = t.user(7, 0);
+    ops::create_stars_order(&t.app, user, 0).unwrap();
+    ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
+    // The same pack again reuses the order; a new one is over the limit.
+    ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
+    assert!(matches!(
+        ops::create_yookassa_order(&t.app, user, 1).await,
+        Err(YooKassaError::RateLimited)
+    ));
+    assert_eq!(yk.payments().len(), 1);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_need_an_e_mail_first() {
+    let yk = FakeYooKassa::start().await;
+    let t = start(
+        &yk,
+        "receipt = true\nvat_code = 1\nreceipt_description = \"Баллы для фото\"",
+    )
+    .await;
+    let user = t.user(7, 0);
+    assert!(ops::receipt_email_needed(&t.app, user).unwrap());
+    assert!(matches!(
+        ops::create_yookassa_order(&t.app, user, 0).await,
+        Err(YooKassaError::EmailRequired)
+    ));
+    for bad in [
+        "",
+        "ann",
+        "ann@",
+        "@x.ru",
+        "ann@localhost",
+        "a b@x.ru",
+        "ann@x..ru",
+        "a@b@c.ru",
+    ] {
+        assert!(
+            matches!(
+                ops::set_receipt_email(&t.app, user, bad),
+                Err(YooKassaError::BadEmail)
+            ),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        ops::set_receipt_email(&t.app, user, "  ann@example.ru ").unwrap(),
+        "ann@example.ru"
+    );
+    assert!(!ops::receipt_email_needed(&t.app, user).unwrap());
+    ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
+    let body = yk.requests()[0].body.clone().unwrap();
+    insta::assert_json_snapshot!("yookassa_create_body_with_receipt", body["receipt"]);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_unless_enabled() {
+    let t = TestApp::start(&["http://127.0.0.1:9".parse().unwrap()], "").await;
+    let user = t.user(7, 0);
+    assert!(matches!(
+        ops::create_yookassa_order(&t.app, user, 0).await,
+        Err(YooKassaError::Off)
+    ));
+    let status = reqwest::Client::new()
+        .post(format!("http://{}/webhooks/yookassa", t.addr))
+        .header("X-Real-IP", YOOKASSA_IP)
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    t.stop().await;
+}
+
+fn load(dir: &Path, yookassa: &str) -> Result<Config, String> {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, format!("[yookassa]\n{yookassa}")).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    Config::from_toml(&text, &path, std::iter::empty()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn config_is_checked_and_the_key_stays_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        load(dir.path(), "").unwrap().yookassa.is_none(),
+        "off by default"
+    );
+    let base = "enabled = true\nreturn_url = \"https://t.me/bot\"\n";
+    let err = load(dir.path(), &format!("{base}secret_key = \"k\"")).unwrap_err();
+    assert!(err.contains("yookassa.shop_id"), "{err}");
+    let err = load(dir.path(), &format!("{base}shop_id = 1")).unwrap_err();
+    assert!(err.contains("yookassa.secret_key"), "{err}");
+    let err = load(
+        dir.path(),
+        "enabled = true\nshop_id = 1\nsecret_key = \"k\"",
+    )
+    .unwrap_err();
+    assert!(err.contains("yookassa.return_url"), "{err}");
+    let err = load(
+        dir.path(),
+        &format!("{base}shop_id = 1\nsecret_key = \"k\"\nreceipt = true\nvat_code = 13"),
+    )
+    .unwrap_err();
+    assert!(err.contains("yookassa.vat_code"), "{err}");
+    let err = load(
+        dir.path(),
+        &format!("{base}shop_id = 1\nsecret_key = \"k\"\ntrusted_header = \"X Real IP\""),
+    )
+    .unwrap_err();
+    assert!(err.contains("yookassa.trusted_header"), "{err}");
+
+    std::fs::write(dir.path().join("yookassa.key"), format!("{SECRET_KEY}\n")).unwrap();
+    let config = load(
+        dir.path(),
+        &format!("{base}shop_id = 506751\nsecret_key_file = \"yookassa.key\"\napi_url = \"http://127.0.0.1:1/v3\""),
+    )
+    .unwrap();
+    let yk = config.yookassa.clone().unwrap();
+    use secrecy::ExposeSecret;
+    assert_eq!(yk.secret_key.expose_secret(), SECRET_KEY);
+    assert_eq!(yk.shop_id, "506751");
+    assert_eq!(yk.api_url.as_str(), "http://127.0.0.1:1/v3/");
+    assert!(!yk.test && yk.receipt.is_none() && yk.trusted_header.is_none());
+    let shown = format!("{config:?} {:?}", qwenedit::yookassa::Client::new(&yk));
+    assert!(!shown.contains(SECRET_KEY), "the key shows in Debug");
+}
+
+#[test]
+fn every_documented_key_of_the_example_config_parses() {
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config.toml"))
+            .unwrap();
+    let section = &example[example.find("# [yookassa]").expect("documented")..];
+    let mut keys = Vec::new();
+    let mut text = String::new();
+    for line in section.lines() {
+        let Some(rest) = line.strip_prefix("# ") else {
+            continue;
+        };
+        if rest == "[yookassa]" {
+            text.push_str("[yookassa]\n");
+            continue;
+        }
+        let Some((key, _)) = rest.split_once(" = ") else {
+            continue;
+        };
+        if key.contains(' ') || keys.contains(&key) {
+            continue;
+        }
+        keys.push(key);
+        let value = match key {
+            "enabled" | "receipt" | "test" => "true".to_string(),
+            "shop_id" => "\"123456\"".into(),
+            "secret_key" => "\"test_key\"".into(),
+            // Either the key or its file.
+            "secret_key_file" => continue,
+            _ => rest[key.len() + 3..].to_string(),
+        };
+        text.push_str(&format!("{key} = {value}\n"));
+    }
+    for key in [
+        "api_url",
+        "return_url",
+        "vat_code",
+        "receipt_description",
+        "trusted_header",
+        "reconcile_interval",
+        "timeout",
+    ] {
+        assert!(keys.contains(&key), "{key} is not documented");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let config = Config::from_toml(&text, &path, std::iter::empty())
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let yk = config.yookassa.unwrap();
+    assert!(yk.test && yk.receipt.is_some());
+    assert_eq!(yk.trusted_header.as_deref(), Some("X-Real-IP"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_user_lists_yookassa_payments_and_orders() {
+    let yk = FakeYooKassa::start().await;
+    let extra = format!("[billing]\nweekly_bonus = 0\n{}", yk.config(""));
+    let clock = qwenedit::app::Clock::manual(1_795_424_340_000);
+    let t = TestApp::start_with_clock(
+        &["http://127.0.0.1:9".parse().unwrap()],
+        &extra,
+        clock.clone(),
+    )
+    .await;
+    let user = t.user(7, 0);
+    let paid = pending_payment(&t, &yk, user).await;
+    clock.advance_ms(60_000);
+    let canceled = {
+        ops::create_yookassa_order(&t.app, user, 1).await.unwrap();
+        yk.payments()
+            .iter()
+            .find(|p| p["id"] != paid.as_str())
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    clock.advance_ms(60_000);
+    yk.set_status(&paid, "succeeded");
+    yk.set_status(&canceled, "canceled");
+    ops::reconcile_yookassa(&t.app).await.unwrap();
+    let dir = t.stop().await;
+    let out = assert_cmd::Command::new(crate::support::bin())
+        .env_remove("QWENEDIT_CONFIG")
+        .arg("--config")
+        .arg(dir.path().join("config.toml"))
+        .args(["admin", "user", "7"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut text = String::from_utf8(out.stdout).unwrap();
+    for (i, id) in [&paid, &canceled].into_iter().enumerate() {
+        text = text.replace(id.as_str(), &format!("[payment {}]", i + 1));
+    }
+    for o in t_orders(&dir) {
+        text = text.replace(&o, "order:[ulid]");
+    }
+    insta::assert_snapshot!("yookassa_admin_user", text);
+}
+
+/// The order ids in a stopped app's store.
+fn t_orders(dir: &tempfile::TempDir) -> Vec<String> {
+    let store = qwenedit::store::Store::open(&dir.path().join("data")).unwrap();
+    store
+        .payments()
+        .unwrap()
+        .into_iter()
+        .map(|p| p.order_id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_link_is_not_handed_out_again() {
+    let yk = FakeYooKassa::start().await;
+    let t = start(&yk, "").await;
+    let user = t.user(7, 0);
+    let first = ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
+    let id = yk.payments()[0]["id"].as_str().unwrap().to_string();
+    // Paid, the notification not in yet: the next tap settles it and makes a new payment.
+    yk.set_status(&id, "succeeded");
+    let second = ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
+    assert_eq!(t.balance(user), PACK0_POINTS);
+    assert_ne!(second.order_id, first.order_id);
+    assert_eq!(yk.payments().len(), 2);
+    // Canceled by YooKassa (expired): likewise a new one.
+    let id2 = yk
+        .payments()
+        .iter()
+        .find(|p| p["id"] != id.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    yk.set_status(&id2, "canceled");
+    let third = ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
+    assert_ne!(third.order_id, second.order_id);
+    assert_eq!(yk.payments().len(), 3);
+    // Still open: the same link.
+    assert_eq!(
+        ops::create_yookassa_order(&t.app, user, 0).await.unwrap(),
+        third
+    );
+    assert_eq!(
+        order_status(&t, user),
+        vec![
+            PaymentStatus::Pending,
+            PaymentStatus::Canceled,
+            PaymentStatus::Succeeded
+        ]
+    );
+    t.stop().await;
+}
