@@ -59,6 +59,8 @@ pub struct App {
     /// Wakes the workers when a job was queued.
     pub jobs_changed: Arc<tokio::sync::Notify>,
     pub presets: PresetBook,
+    /// Counters and histograms for `/metrics`.
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 /// The loaded presets; reloadable while running.
@@ -183,6 +185,7 @@ impl App {
                 media: Checker::new(Limits::default(), 2),
                 jobs_changed: Arc::new(tokio::sync::Notify::new()),
                 presets,
+                telemetry: Default::default(),
             },
             report,
         ))

@@ -403,6 +403,7 @@ impl Runner {
         let id = lease.id();
         tracing::warn!(job = %id, user = %lease.record.user(), backend = %self.backend.name, error = %error.message, transient = error.transient, "job attempt failed");
         self.backend.update(|h| h.jobs_failed += 1);
+        self.app.telemetry.attempt_failed();
         let outcome = match self.app.queue.fail(&lease, &error, now) {
             Ok(o) => o,
             Err(e) => {

@@ -14,6 +14,8 @@ mod fake_telegram_selftest;
 mod ledger_props;
 mod money;
 mod queue;
+mod status_browser;
+mod status_page;
 mod uploads;
 mod worker;
 mod workflows;
