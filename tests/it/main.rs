@@ -12,6 +12,7 @@ mod config;
 mod crash;
 mod fake_telegram_selftest;
 mod ledger_props;
+mod metrics;
 mod money;
 mod queue;
 mod status_browser;
