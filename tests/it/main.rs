@@ -12,6 +12,7 @@ mod config;
 mod crash;
 mod fake_telegram_selftest;
 mod ledger_props;
+mod logs;
 mod metrics;
 mod money;
 mod queue;
