@@ -264,7 +264,8 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = crate::worker::spawn_all(&app, stop_rx.clone());
     workers.push(tokio::spawn(crate::bot::run(app.clone(), stop_rx.clone())));
-    workers.push(tokio::spawn(periodic(app.clone(), stop_rx)));
+    workers.push(tokio::spawn(periodic(app.clone(), stop_rx.clone())));
+    workers.push(tokio::spawn(retention(app.clone(), stop_rx)));
     let web_shutdown = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -274,6 +275,21 @@ pub async fn run(
         let _ = w.await;
     }
     served
+}
+
+/// Deletes photos older than `storage.retention`: at start, then hourly.
+async fn retention(app: App, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        app.blocking(crate::ops::clean_files).await;
+    }
 }
 
 /// Background duties on a timer: the weekly bonus (catching up after downtime at start).

@@ -24,6 +24,8 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: PromoCommand,
     },
+    /// Compact the database file (it never shrinks by itself); the service must be stopped.
+    Compact,
     /// Ledger checks.
     Ledger {
         /// Recompute every balance from the ledger and report differences.
@@ -150,6 +152,14 @@ pub fn run(config_path: &Path, command: AdminCommand) -> Result<(), CliError> {
             print!("{}", render::user(&view));
         }
         AdminCommand::Promo { command } => promo(config, command)?,
+        AdminCommand::Compact => {
+            let r = ops::compact(&config)?;
+            println!(
+                "database compacted: {} → {}",
+                crate::web::human_bytes(r.before_bytes),
+                crate::web::human_bytes(r.after_bytes)
+            );
+        }
         AdminCommand::Ledger { verify } => {
             if !verify {
                 return Err(CliError(

@@ -11,6 +11,7 @@ mod metrics;
 mod payments;
 mod promo;
 mod reconcile;
+mod retention;
 mod status;
 mod users;
 mod views;
@@ -27,6 +28,7 @@ pub use payments::{
 };
 pub use promo::{PromoBatch, PromoView, create_promos, disable_promo, list_promos, redeem_promo};
 pub use reconcile::{ReconcileReport, reconcile};
+pub use retention::{CleanReport, CompactError, CompactReport, clean_files, compact};
 pub use status::{
     BackendView, JobRow, QueueView, RevenueRow, StatusView, StorageView, Throughput, UsersView,
     dir_size, status,

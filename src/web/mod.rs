@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use crate::app::App;
 
 pub use metrics::render as render_metrics;
-pub use page::{render_live, render_page};
+pub use page::{bytes as human_bytes, render_live, render_page};
 
 pub fn router(app: App) -> Router {
     let admin = Router::new()
