@@ -269,3 +269,28 @@ fn is_root() -> bool {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
+
+#[test]
+fn a_credentials_file_with_only_comments_means_no_token_yet() {
+    use qwenedit::config::Config;
+    use secrecy::ExposeSecret;
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials");
+    let config = dir.path().join("config.toml");
+    let text = "[telegram]\ntoken_file = \"credentials\"\n";
+    let load = || Config::from_toml(text, &config, std::iter::empty());
+
+    std::fs::write(&creds, "# The Telegram bot token goes below\n").unwrap();
+    assert!(
+        load().unwrap().telegram.token.is_none(),
+        "the bot stays off"
+    );
+    std::fs::write(&creds, "# The Telegram bot token goes below\n123:ABC\n").unwrap();
+    let token = load().unwrap().telegram.token.unwrap();
+    assert_eq!(token.expose_secret(), "123:ABC");
+    std::fs::write(&creds, "123:ABC\n456:DEF\n").unwrap();
+    let e = load().unwrap_err().to_string();
+    assert!(e.contains("more than one line"), "{e}");
+    std::fs::write(&creds, "\n").unwrap();
+    assert!(load().unwrap_err().to_string().ends_with("is empty"));
+}
