@@ -172,7 +172,11 @@ pub fn reconcile_stars(app: &App, txs: &[StarTransaction]) -> Result<StarsReport
         transactions: txs.len(),
         ..Default::default()
     };
-    for tx in txs {
+    // Payments before refunds, whatever order Telegram lists them in: a refund of a payment we
+    // also missed is then applied in the same run.
+    let (payments, refunds): (Vec<&StarTransaction>, Vec<&StarTransaction>) =
+        txs.iter().partition(|tx| !tx.refund);
+    for tx in payments.into_iter().chain(refunds) {
         let Some(payload) = tx.payload.as_deref().filter(|p| p.starts_with("order:")) else {
             continue;
         };

@@ -258,23 +258,31 @@ async fn refund_stars_from_the_command_line() {
     );
     let config = crate::support::write_config(dir.path(), "127.0.0.1:0", &extra);
     {
-        let text = std::fs::read_to_string(&config).unwrap();
-        let c = qwenedit::config::Config::from_toml(&text, &config, std::iter::empty()).unwrap();
-        let (app, _) = qwenedit::app::App::open(c, Clock::System).unwrap();
-        let alice = app
-            .store
-            .register(
-                qwenedit::domain::UserId::new(ALICE),
-                Default::default(),
-                0,
-                0,
-            )
-            .unwrap()
-            .user
-            .id;
-        let order = ops::create_stars_order(&app, alice, 0).unwrap();
-        ops::credit_stars(&app, alice, &order.id, "XTR", 50, "charge-cli").unwrap();
-        tg.payment_update_lost(ALICE, &order.id, "XTR", 50, "charge-cli");
+        // The store alone (the queue's background threads could hold its lock a moment after
+        // an App is dropped): a user, an order and its credited payment, as the bot leaves them.
+        use qwenedit::store::{PaymentRecord, PaymentStatus, Rail, Store};
+        let store = Store::open(&dir.path().join("data")).unwrap();
+        let alice = qwenedit::domain::UserId::new(ALICE);
+        store.register(alice, Default::default(), 0, 0).unwrap();
+        let record = |id: &str, status| PaymentRecord {
+            id: id.into(),
+            order_id: "order:1".into(),
+            user: alice,
+            rail: Rail::Stars,
+            status,
+            amount: 50,
+            currency: "XTR".into(),
+            points: 100,
+            created_ms: NOW,
+            updated_ms: NOW,
+        };
+        store
+            .put_payment(&record("order:1", PaymentStatus::Pending))
+            .unwrap();
+        store
+            .credit_payment(&record("stars:charge-cli", PaymentStatus::Succeeded))
+            .unwrap();
+        tg.payment_update_lost(ALICE, "order:1", "XTR", 50, "charge-cli");
     }
     let run = |args: &'static [&'static str]| {
         let (config, dir) = (config.clone(), dir.path().to_path_buf());
@@ -306,6 +314,39 @@ async fn refund_stars_from_the_command_line() {
     ] {
         transcript.push_str(&run(args).await.unwrap());
     }
-    assert_eq!(tg.refunds(), 1);
+    assert_eq!(tg.refunds(), 1, "{transcript}");
     insta::assert_snapshot!("refund_stars_cli", transcript);
+}
+
+/// Reconciliation of a list in any order: a payment we missed and its refund, listed refund
+/// first, end credited and taken back in one run; a charge for an order that is not ours, or
+/// for a different amount, is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_takes_the_list_in_any_order() {
+    let t = TestApp::start(&["http://127.0.0.1:9".parse().unwrap()], "").await;
+    let alice = t.user(ALICE, 0);
+    let order = ops::create_stars_order(&t.app, alice, 0).unwrap();
+    let other = ops::create_stars_order(&t.app, alice, 1).unwrap();
+    let tx = |id: &str, payload: &str, amount, refund| ops::StarTransaction {
+        id: id.into(),
+        user: alice,
+        amount,
+        payload: Some(payload.into()),
+        refund,
+    };
+    let list = vec![
+        tx("c1", &order.id, 50, true),
+        tx("c1", &order.id, 50, false),
+        tx("c2", "someone-elses-bot-payload", 10, false),
+        tx("c3", &other.id, 1, false),
+    ];
+    let r = ops::reconcile_stars(&t.app, &list).unwrap();
+    assert_eq!(r.credited, vec!["c1".to_string()]);
+    assert_eq!(r.debited, vec!["c1".to_string()]);
+    assert_eq!(r.unmatched, vec!["c3".to_string()]);
+    assert_eq!(t.balance(alice), 0);
+    let again = ops::reconcile_stars(&t.app, &list).unwrap();
+    assert!(again.credited.is_empty() && again.debited.is_empty());
+    assert!(t.app.store.verify_ledger().unwrap().is_consistent());
+    t.stop().await;
 }
