@@ -350,3 +350,86 @@ async fn reconciliation_takes_the_list_in_any_order() {
     assert!(t.app.store.verify_ledger().unwrap().is_consistent());
     t.stop().await;
 }
+
+/// The friendly refusals of the top-up screen: too many invoices in a minute, payments off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoice_rate_limit_and_payments_off_are_explained() {
+    let b = BotTest::with(Setup::default().no_comfy()).await;
+    b.tg.set_language(ALICE, "en");
+    b.say(ALICE, "/start").await;
+    b.press_key(ALICE, "en", "menu-profile").await;
+    b.press_key(ALICE, "en", "btn-topup").await;
+    for _ in 0..6 {
+        b.press(ALICE, "— 50 ⭐").await;
+    }
+    let invoices =
+        b.tg.calls()
+            .iter()
+            .filter(|c| c.method == "sendInvoice")
+            .count();
+    assert_eq!(invoices, 5, "billing.payments_per_minute = 5");
+    assert_eq!(
+        b.tg.last_message(ALICE).text,
+        b.t("en", "topup-rate-limited")
+    );
+    // The poller asks Telegram for pre-checkout queries (and messages, which carry payments).
+    let poll = b.tg.wait_for_call("getUpdates", |_| true).await;
+    let kinds = poll.params["allowed_updates"].as_array().unwrap().clone();
+    for kind in ["message", "callback_query", "pre_checkout_query"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kinds:?}");
+    }
+    b.stop().await;
+
+    let b = BotTest::with(
+        Setup::default()
+            .no_comfy()
+            .billing("payments_enabled = false\ntest_mode = true"),
+    )
+    .await;
+    b.tg.set_language(ALICE, "en");
+    b.say(ALICE, "/start").await;
+    b.press_key(ALICE, "en", "menu-profile").await;
+    b.press_key(ALICE, "en", "btn-topup").await;
+    insta::assert_snapshot!("topup_off_test_mode", b.transcript(ALICE));
+    b.stop().await;
+}
+
+/// Payment history lists both rails, with the refunded one marked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_history_lists_both_rails() {
+    use qwenedit::store::{PaymentRecord, PaymentStatus, Rail};
+    let b = BotTest::with(Setup::default().no_comfy().clock(Clock::manual(NOW))).await;
+    b.tg.set_language(ALICE, "en");
+    b.say(ALICE, "/start").await;
+    let store = b.app().app.store.clone();
+    let alice = qwenedit::domain::UserId::new(ALICE);
+    for (i, (id, rail, amount, currency, points)) in [
+        ("stars:c1", Rail::Stars, 140, "XTR", 330),
+        ("yookassa:p1", Rail::YooKassa, 27900, "RUB", 330),
+        ("yookassa:p2", Rail::YooKassa, 9950, "RUB", 100),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let at = NOW + i as i64 * 86_400_000;
+        store
+            .credit_payment(&PaymentRecord {
+                id: id.into(),
+                order_id: format!("order:{i}"),
+                user: alice,
+                rail,
+                status: PaymentStatus::Succeeded,
+                amount,
+                currency: currency.into(),
+                points,
+                created_ms: at,
+                updated_ms: at,
+            })
+            .unwrap();
+    }
+    store.refund_payment("stars:c1", NOW).unwrap();
+    b.press_key(ALICE, "en", "menu-profile").await;
+    b.press_key(ALICE, "en", "btn-payments").await;
+    insta::assert_snapshot!("payment_history", b.tg.last_message(ALICE).text);
+    b.stop().await;
+}
