@@ -93,7 +93,12 @@ fn payment_id(charge_id: &str) -> String {
 /// points, once per charge id. After a crash between the two, reconciliation finds Telegram's
 /// refund and takes the points back.
 pub async fn refund_stars(app: &App, charge_id: &str) -> Result<RefundOutcome, OpsError> {
-    let charge = charge_id.trim().to_string();
+    // `admin user` shows the payment as `stars:<charge id>`: either form is accepted.
+    let trimmed = charge_id.trim();
+    let charge = trimmed
+        .strip_prefix("stars:")
+        .unwrap_or(trimmed)
+        .to_string();
     if charge.is_empty() || charge.len() > 256 || charge.chars().any(char::is_whitespace) {
         return Err(OpsError::Invalid(format!(
             "{charge_id:?} is not a Telegram payment charge id"

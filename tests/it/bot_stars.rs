@@ -98,8 +98,9 @@ async fn stars_top_up(lang: &str) {
     b.press_key(ALICE, lang, "btn-payments").await;
 
     // The admin refunds it: Telegram once, the points once.
+    b.say(ADMIN, &format!("/user {ALICE}")).await;
     b.say(ADMIN, "/refund charge-1").await;
-    b.say(ADMIN, "/refund charge-1").await;
+    b.say(ADMIN, "/refund stars:charge-1").await;
     b.say(ADMIN, "/refund no-such-charge").await;
     assert_eq!(refund_calls(&b), 1);
     assert_eq!(b.tg.refunds(), 1);
