@@ -434,3 +434,48 @@ async fn payment_history_lists_both_rails() {
     insta::assert_snapshot!("payment_history", b.tg.last_message(ALICE).text);
     b.stop().await;
 }
+
+/// A pre-checkout is answered at once even when its chat's lane is busy: here the admin's
+/// broadcast (paced, seconds long) holds the lane that user 17 shares with the admin (chat ids
+/// equal modulo 16), and the answer still comes before the broadcast ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_checkout_is_not_queued_behind_a_busy_lane() {
+    const SAME_LANE: i64 = ADMIN + 16;
+    let b = BotTest::with(
+        Setup::default()
+            .no_comfy()
+            .telegram(&format!("admins = [{ADMIN}]")),
+    )
+    .await;
+    for user in [ADMIN, SAME_LANE] {
+        b.tg.set_language(user, "en");
+        b.say(user, "/start").await;
+    }
+    // 60 more users make the broadcast take over two seconds (40 ms each).
+    for u in 0..60 {
+        b.app().user(50_000 + u, 0);
+    }
+    let order =
+        ops::create_stars_order(&b.app().app, qwenedit::domain::UserId::new(SAME_LANE), 0).unwrap();
+    b.tg.send_text(ADMIN, "/broadcast News!");
+    b.tg.wait_for_call("sendMessage", |p| p["text"] == "News!")
+        .await;
+    b.tg.pre_checkout(SAME_LANE, &order.id, "XTR", 50);
+    b.tg.wait_for_call("answerPreCheckoutQuery", |_| true).await;
+    let report =
+        b.tg.wait_for_message(ADMIN, |m| m.text.starts_with("Broadcast finished"))
+            .await;
+    let calls = b.tg.calls();
+    let answered = calls
+        .iter()
+        .position(|c| c.method == "answerPreCheckoutQuery")
+        .unwrap();
+    let reported = calls
+        .iter()
+        .position(|c| c.method == "sendMessage" && c.params["text"] == report.text.as_str())
+        .unwrap();
+    assert!(answered < reported, "the answer waited for the broadcast");
+    assert_eq!(calls[answered].params["ok"], true);
+    b.tg.wait_idle().await;
+    b.stop().await;
+}
