@@ -157,8 +157,11 @@ pub async fn text(ctx: &Ctx, text: &str) {
 
 /// The prompt as the model gets it, or `None` after telling the user why not.
 async fn check_prompt(ctx: &Ctx, text: &str) -> Option<String> {
+    // Control characters become spaces; bidi embeddings, overrides and isolates are dropped
+    // (they would turn the echoed card around); plain RTL/LTR marks stay.
     let cleaned: String = text
         .chars()
+        .filter(|c| !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect::<String>()
         .split_whitespace()
@@ -429,10 +432,17 @@ pub fn queued_text(ctx: &Ctx, position: usize) -> String {
     )
 }
 
-fn low_disk(app: &crate::app::App) -> bool {
-    rustix::fs::statvfs(&app.config.storage.data_dir)
-        .map(|s| s.f_bavail.saturating_mul(s.f_frsize) < 200 << 20)
-        .unwrap_or(false)
+/// Less free space on the data dir than `storage.min_free`.
+pub fn low_disk(app: &crate::app::App) -> bool {
+    let storage = &app.config.storage;
+    let low = crate::files::low_space(&storage.data_dir, storage.min_free);
+    if low {
+        tracing::warn!(
+            min_free = storage.min_free,
+            "the data dir is below storage.min_free; refusing new work"
+        );
+    }
+    low
 }
 
 /// A confirm that no longer matches. A second tap on a card that already became a job's status

@@ -24,6 +24,10 @@ async fn fetch(ctx: &Ctx, file_id: &str, size: u32) -> Option<String> {
         .await;
         return None;
     }
+    if flow::low_disk(ctx.app()) {
+        ctx.say(&ctx.t("busy-disk"), Default::default()).await;
+        return None;
+    }
     let bytes = match ctx.s.tg.download(file_id).await {
         Ok(b) => b,
         Err(e) => {

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod bad_input;
 mod bot_admin;
 mod bot_edges;
 mod bot_flows;
@@ -16,11 +17,13 @@ mod crash;
 mod data_care;
 mod deb;
 mod fake_telegram_selftest;
+mod faults_telegram;
 mod ledger_props;
 mod logs;
 mod metrics;
 mod money;
 mod money_props;
+mod parser_props;
 mod queue;
 mod status_browser;
 mod status_page;
