@@ -182,6 +182,12 @@ listen = "127.0.0.1:0"
             text = text.replace(from, to);
         }
         text = hide_run_ids(&text);
+        // A ComfyUI that is down drops the connection: whether the client sees a reset or an
+        // early close depends on timing, so both read the same.
+        text = text.replace(
+            "Connection reset by peer (os error 104)",
+            "connection closed before message completed",
+        );
         text.lines()
             .map(|line| hide_free_space(line.trim_end()) + "\n")
             .collect()
