@@ -773,3 +773,64 @@ async fn a_closed_link_is_not_handed_out_again() {
     );
     t.stop().await;
 }
+
+/// The `yookassa` lines of `qwenedit doctor` for the fake's config with `keys`, edited by `edit`.
+async fn doctor_lines(
+    yk: &FakeYooKassa,
+    dir: &Path,
+    keys: &str,
+    edit: &[(&str, &str)],
+) -> Vec<String> {
+    let path = dir.join("config.toml");
+    let mut text = format!("[storage]\ndata_dir = \"data\"\n{}", yk.config(keys));
+    for (from, to) in edit {
+        text = text.replace(from, to);
+    }
+    let config = Config::from_toml(&text, &path, std::iter::empty()).unwrap();
+    ops::doctor(&config, &path)
+        .await
+        .checks
+        .into_iter()
+        .filter(|c| c.what == "yookassa")
+        .map(|c| format!("{:?}: {}", c.status, c.detail))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_the_shop() {
+    let yk = FakeYooKassa::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let header = "trusted_header = \"X-Real-IP\"";
+    assert_eq!(
+        doctor_lines(&yk, dir.path(), header, &[]).await,
+        ["Ok: shop 506751 answers (test shop)"]
+    );
+    // Receipts on a shop without fiscalization; no trusted header behind a loopback listener.
+    let out = doctor_lines(&yk, dir.path(), "receipt = true", &[]).await;
+    assert_eq!(out.len(), 3, "{out:?}");
+    assert!(
+        out[1].starts_with("Warn: yookassa.receipt is on"),
+        "{out:?}"
+    );
+    assert!(out[2].contains("set trusted_header"), "{out:?}");
+    // A wrong key, a real-shop config against a test shop, an unreachable API.
+    let api = yk.api_url();
+    for (edit, expect) in [
+        (
+            (SECRET_KEY, "test_wrong"),
+            "Fail: the shop id or secret key was rejected",
+        ),
+        (
+            ("test = true", "test = false"),
+            "Fail: shop 506751 is a test shop but yookassa.test = false",
+        ),
+        (
+            (api.as_str(), "http://127.0.0.1:9/v3/"),
+            "Fail: http://127.0.0.1:9/v3/ does not answer",
+        ),
+    ] {
+        let out = doctor_lines(&yk, dir.path(), header, &[edit]).await;
+        assert!(out.len() == 1 && out[0].starts_with(expect), "{out:?}");
+        assert!(!out[0].contains(SECRET_KEY) && !out[0].contains("test_wrong"));
+    }
+}

@@ -91,6 +91,7 @@ impl FakeYooKassa {
         let app = Router::new()
             .route("/v3/payments", post(create))
             .route("/v3/payments/{id}", get(read))
+            .route("/v3/me", get(me))
             .with_state(sh.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -350,4 +351,20 @@ async fn read(State(sh): State<Shared>, Path(id): Path<String>, headers: HeaderM
         Some(p) => axum::Json(p).into_response(),
         None => error(StatusCode::NOT_FOUND, "not_found", "Payment not found"),
     }
+}
+
+async fn me(State(sh): State<Shared>, headers: HeaderMap) -> Response {
+    if !record(&sh, "GET", "/v3/me".into(), &headers, None) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "Login or password is invalid",
+        );
+    }
+    let test = sh.inner.lock().unwrap().test;
+    axum::Json(json!({
+        "account_id": SHOP_ID, "test": test, "fiscalization_enabled": false,
+        "payment_methods": ["bank_card", "sbp"], "status": "enabled",
+    }))
+    .into_response()
 }
