@@ -27,6 +27,8 @@ pub enum Fault {
     Hang,
     /// Creates the payment, then never answers: the answer is lost on the way.
     LoseResponse,
+    /// 400 `invalid_request` (a request YooKassa will never accept).
+    Refuse,
 }
 
 #[derive(Clone, Debug)]
@@ -281,6 +283,13 @@ async fn create(State(sh): State<Shared>, headers: HeaderMap, body: Bytes) -> Re
             );
         }
         Some(Fault::Hang) => std::future::pending::<()>().await,
+        Some(Fault::Refuse) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Invalid receipt: customer email is invalid",
+            );
+        }
         _ => {}
     }
     let payment = {
@@ -344,6 +353,9 @@ async fn read(State(sh): State<Shared>, Path(id): Path<String>, headers: HeaderM
             );
         }
         Some(Fault::Hang | Fault::LoseResponse) => std::future::pending::<()>().await,
+        Some(Fault::Refuse) => {
+            return error(StatusCode::BAD_REQUEST, "invalid_request", "Bad payment id");
+        }
         None => {}
     }
     let found = sh.inner.lock().unwrap().payments.get(&id).cloned();
