@@ -132,6 +132,28 @@ impl ops::Telegram for Gateway {
             sent
         })
     }
+
+    fn payment_credited(&self, user: UserId, points: u32, balance: i64) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let lang = self
+                .store
+                .user(user)
+                .ok()
+                .flatten()
+                .and_then(|u| u.language)
+                .as_deref()
+                .and_then(Lang::parse)
+                .unwrap_or(Lang::Ru);
+            let text = self.texts.get(
+                lang,
+                "payment-credited",
+                &[("n", points.into()), ("balance", balance.into())],
+            );
+            if let Err(e) = self.tg.send_text(user.get(), &text, &Markup::None).await {
+                tracing::info!(%user, error = %e, "payment notice not delivered");
+            }
+        })
+    }
 }
 
 #[cfg(test)]

@@ -256,7 +256,7 @@ mod tests {
                         ("total", 330.into()),
                         ("rub", "279".into()),
                         ("debt", 0.into()),
-                        ("email", "a@example.com".into()),
+                        ("email", "ann@example.ru".into()),
                     ],
                 );
                 assert!(!text.is_empty(), "{id} ({lang:?}) is empty");

@@ -84,6 +84,7 @@ pub async fn doctor(config: &Config, config_path: &Path) -> DoctorReport {
     }
     check_presets(&mut r, config, &workflows);
     check_telegram(&mut r, config).await;
+    check_yookassa(&mut r, config).await;
     for url in &config.comfyui.backends {
         check_backend(&mut r, config, url, &workflows).await;
     }
@@ -180,12 +181,69 @@ fn check_presets(
     }
 }
 
+/// With `[yookassa]` on: the credentials work, the shop's test flag is `yookassa.test`,
+/// receipts have fiscalization, and notifications can reach us.
+async fn check_yookassa(r: &mut DoctorReport, config: &Config) {
+    let Some(cfg) = &config.yookassa else {
+        return;
+    };
+    let what = "yookassa";
+    let client = crate::yookassa::Client::new(cfg);
+    match client.shop().await {
+        Ok(shop) if shop.test != cfg.test => r.push(
+            Status::Fail,
+            what,
+            format!(
+                "shop {} is a {} shop but yookassa.test = {}: its payments would never be credited",
+                shop.account_id,
+                if shop.test { "test" } else { "real" },
+                cfg.test
+            ),
+        ),
+        Ok(shop) => {
+            r.push(
+                Status::Ok,
+                what,
+                format!(
+                    "shop {} answers{}",
+                    shop.account_id,
+                    if shop.test { " (test shop)" } else { "" }
+                ),
+            );
+            if cfg.receipt.is_some() && shop.fiscalization_enabled == Some(false) {
+                r.push(
+                    Status::Warn,
+                    what,
+                    "yookassa.receipt is on but the shop has no fiscalization: payments with receipts will be refused",
+                );
+            }
+        }
+        Err(crate::yookassa::YooError::Api { status: 401, .. }) => r.push(
+            Status::Fail,
+            what,
+            "the shop id or secret key was rejected (yookassa.shop_id, yookassa.secret_key)",
+        ),
+        Err(e) => r.push(
+            Status::Fail,
+            what,
+            format!("{} does not answer as expected: {e}", cfg.api_url),
+        ),
+    }
+    if cfg.trusted_header.is_none() && config.web.listen.ip().is_loopback() {
+        r.push(
+            Status::Warn,
+            what,
+            "web.listen is loopback and yookassa.trusted_header is unset: notifications through a reverse proxy come from 127.0.0.1 and are refused; set trusted_header (e.g. \"X-Real-IP\")",
+        );
+    }
+}
+
 async fn check_telegram(r: &mut DoctorReport, config: &Config) {
     let Some(token) = &config.telegram.token else {
         return r.push(
             Status::Warn,
             "telegram",
-            "no token (telegram.token or QWENEDIT_TELEGRAM__TOKEN): the bot stays off",
+            "no token (telegram.token, or a line in telegram.token_file — /etc/qwenedit/credentials from the .deb — or QWENEDIT_TELEGRAM__TOKEN): the bot stays off",
         );
     };
     let base = config.telegram.api_url.as_str().trim_end_matches('/');

@@ -67,6 +67,11 @@ pub trait Telegram: Send + Sync {
     /// Tells users about their weekly bonus (those who did not switch it off), paced under
     /// Telegram's limits; returns how many were sent.
     fn weekly_notices(&self, notices: Vec<WeeklyNotice>) -> BoxFuture<'_, usize>;
+
+    /// Tells a user that a payment made outside the chat (YooKassa) was credited.
+    fn payment_credited(&self, _user: UserId, _points: u32, _balance: i64) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// What a refund did.

@@ -282,8 +282,27 @@ fn open_order(
 
 /// Re-reads payment `payment_id` from YooKassa and acts on that answer only: credits a
 /// succeeded payment of one of our orders (amount, currency, metadata and `test` flag
-/// matching) once, marks a canceled one's order canceled, leaves a pending one.
+/// matching) once, marks a canceled one's order canceled, leaves a pending one. A credit is
+/// told to the user in the bot (they paid outside the chat).
 pub async fn settle_yookassa(app: &App, payment_id: &str) -> Result<Settled, YooKassaError> {
+    let settled = settle(app, payment_id).await?;
+    if let (
+        Settled::Credited {
+            user,
+            points,
+            balance,
+        },
+        Some(tg),
+    ) = (&settled, app.telegram.clone())
+    {
+        let (user, points, balance) = (*user, *points, *balance);
+        // Not awaited: a notification's answer must not wait for Telegram.
+        tokio::spawn(async move { tg.payment_credited(user, points, balance).await });
+    }
+    Ok(settled)
+}
+
+async fn settle(app: &App, payment_id: &str) -> Result<Settled, YooKassaError> {
     let client = app.yookassa.clone().ok_or(YooKassaError::Off)?;
     let payment = match client.get_payment(payment_id).await {
         Ok(p) => p,
@@ -383,7 +402,8 @@ pub async fn check_yookassa_order(
         .filter(|o| o.user == user && o.rail == Rail::YooKassa && o.id.starts_with("order:"))
         .ok_or(YooKassaError::UnknownOrder)?;
     match yk.and_then(|yk| yk.payment_id) {
-        Some(payment_id) => settle_yookassa(app, &payment_id).await,
+        // The bot answers the press itself.
+        Some(payment_id) => settle(app, &payment_id).await,
         None if order.status == PaymentStatus::Canceled => Ok(Settled::Canceled { user }),
         None => Ok(Settled::Pending { user }),
     }

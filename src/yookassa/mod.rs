@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-pub use types::{Amount, NewPayment, NewReceipt, Payment, Status, notification_payment_id};
+pub use types::{Amount, NewPayment, NewReceipt, Payment, Shop, Status, notification_payment_id};
 
 use crate::config;
 
@@ -124,6 +124,18 @@ impl Client {
                 other => return other,
             }
         }
+    }
+
+    /// The shop these credentials belong to (`GET /me`), for `qwenedit doctor`.
+    pub async fn shop(&self) -> Result<Shop, YooError> {
+        let sent = self
+            .0
+            .http
+            .get(self.url("me")?)
+            .basic_auth(&self.0.shop_id, Some(self.0.secret_key.expose_secret()))
+            .send()
+            .await;
+        read(sent).await
     }
 
     /// Reads a payment (one attempt; callers settle again later on failure).

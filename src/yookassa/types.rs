@@ -164,6 +164,28 @@ impl Payment {
     }
 }
 
+/// `GET /me`: the shop the credentials belong to.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Shop {
+    #[serde(default, deserialize_with = "text")]
+    pub account_id: String,
+    #[serde(default)]
+    pub test: bool,
+    #[serde(default)]
+    pub fiscalization_enabled: Option<bool>,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// A string or a number, as text.
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => s,
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    })
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {

@@ -1,7 +1,7 @@
 //! Card / SBP top-ups (YooKassa) in the bot, through the fake Bot API and the fake YooKassa:
 //! the top-up screen's card rows, the receipt e-mail, the payment link with "Check payment",
 //! YooKassa being down (a friendly message, then a retry gives the link of the same payment),
-//! and a notification crediting before the user checks.
+//! and a notification crediting before the user checks (the bot tells the user).
 
 use qwenedit::app::Clock;
 use serde_json::json;
@@ -116,6 +116,8 @@ async fn card_top_up_while_yookassa_is_down_then_notified() {
         .status();
     assert_eq!(status, 200);
     assert_eq!(b.balance(ALICE), 160);
+    // The user paid outside the chat: the bot tells them.
+    b.wait_text(ALICE, "Payment received: +100 points").await;
     b.press_key(ALICE, "en", "btn-yk-check").await;
     assert_eq!(b.balance(ALICE), 160);
     insta::assert_snapshot!("card_top_up_down_then_notified", b.transcript(ALICE));

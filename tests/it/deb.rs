@@ -49,6 +49,8 @@ fn build(extra: &[&str]) -> PathBuf {
     let out = stdout(
         Command::new(format!("{root}/scripts/build-deb"))
             .arg("--fast")
+            // This test's build made the binary (CARGO_BIN_EXE_qwenedit) already.
+            .env("QWENEDIT_DEB_PREBUILT", "1")
             .args(extra)
             .current_dir(root),
     );
@@ -183,6 +185,29 @@ fn the_deb_builds_installs_upgrades_and_purges() {
             unit.contains(line),
             "{line:?} missing from the unit:\n{unit}"
         );
+    }
+    if have("systemd-analyze") {
+        let unit_path = [
+            "/usr/lib/systemd/system/qwenedit.service",
+            "/lib/systemd/system/qwenedit.service",
+        ]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap();
+        run(Command::new("systemd-analyze").args(["verify", "--man=no", unit_path]));
+        // systemd's own score of the sandbox: 0 (locked down) to 10 (exposed).
+        let security =
+            stdout(Command::new("systemd-analyze").args(["security", "--offline=true", unit_path]));
+        let score: f64 = security
+            .lines()
+            .find_map(|l| {
+                l.split("Overall exposure level for qwenedit.service: ")
+                    .nth(1)
+            })
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no exposure level in:\n{security}"));
+        assert!(score <= 2.0, "exposure {score}:\n{security}");
     }
     assert!(
         Path::new("/etc/systemd/system/multi-user.target.wants/qwenedit.service").exists(),

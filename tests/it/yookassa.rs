@@ -735,9 +735,20 @@ fn t_orders(dir: &tempfile::TempDir) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_link_is_not_handed_out_again() {
     let yk = FakeYooKassa::start().await;
-    let t = start(&yk, "").await;
+    let clock = qwenedit::app::Clock::manual(1_795_424_340_000);
+    let extra = format!(
+        "[billing]\nweekly_bonus = 0\n{}",
+        yk.config("trusted_header = \"X-Real-IP\"\nreconcile_interval = \"1h\"")
+    );
+    let t = TestApp::start_with_clock(
+        &["http://127.0.0.1:9".parse().unwrap()],
+        &extra,
+        clock.clone(),
+    )
+    .await;
     let user = t.user(7, 0);
     let first = ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
+    clock.advance_ms(1_000);
     let id = yk.payments()[0]["id"].as_str().unwrap().to_string();
     // Paid, the notification not in yet: the next tap settles it and makes a new payment.
     yk.set_status(&id, "succeeded");
@@ -745,6 +756,7 @@ async fn a_closed_link_is_not_handed_out_again() {
     assert_eq!(t.balance(user), PACK0_POINTS);
     assert_ne!(second.order_id, first.order_id);
     assert_eq!(yk.payments().len(), 2);
+    clock.advance_ms(1_000);
     // Canceled by YooKassa (expired): likewise a new one.
     let id2 = yk
         .payments()
@@ -771,5 +783,129 @@ async fn a_closed_link_is_not_handed_out_again() {
             PaymentStatus::Succeeded
         ]
     );
+    t.stop().await;
+}
+
+/// The `yookassa` lines of `qwenedit doctor` for the fake's config with `keys`, edited by `edit`.
+async fn doctor_lines(
+    yk: &FakeYooKassa,
+    dir: &Path,
+    keys: &str,
+    edit: &[(&str, &str)],
+) -> Vec<String> {
+    let path = dir.join("config.toml");
+    let mut text = format!("[storage]\ndata_dir = \"data\"\n{}", yk.config(keys));
+    for (from, to) in edit {
+        text = text.replace(from, to);
+    }
+    let config = Config::from_toml(&text, &path, std::iter::empty()).unwrap();
+    ops::doctor(&config, &path)
+        .await
+        .checks
+        .into_iter()
+        .filter(|c| c.what == "yookassa")
+        .map(|c| format!("{:?}: {}", c.status, c.detail))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_the_shop() {
+    let yk = FakeYooKassa::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let header = "trusted_header = \"X-Real-IP\"";
+    assert_eq!(
+        doctor_lines(&yk, dir.path(), header, &[]).await,
+        ["Ok: shop 506751 answers (test shop)"]
+    );
+    // Receipts on a shop without fiscalization; no trusted header behind a loopback listener.
+    let out = doctor_lines(&yk, dir.path(), "receipt = true", &[]).await;
+    assert_eq!(out.len(), 3, "{out:?}");
+    assert!(
+        out[1].starts_with("Warn: yookassa.receipt is on"),
+        "{out:?}"
+    );
+    assert!(out[2].contains("set trusted_header"), "{out:?}");
+    // A wrong key, a real-shop config against a test shop, an unreachable API.
+    let api = yk.api_url();
+    for (edit, expect) in [
+        (
+            (SECRET_KEY, "test_wrong"),
+            "Fail: the shop id or secret key was rejected",
+        ),
+        (
+            ("test = true", "test = false"),
+            "Fail: shop 506751 is a test shop but yookassa.test = false",
+        ),
+        (
+            (api.as_str(), "http://127.0.0.1:9/v3/"),
+            "Fail: http://127.0.0.1:9/v3/ does not answer",
+        ),
+    ] {
+        let out = doctor_lines(&yk, dir.path(), header, &[edit]).await;
+        assert!(out.len() == 1 && out[0].starts_with(expect), "{out:?}");
+        assert!(!out[0].contains(SECRET_KEY) && !out[0].contains("test_wrong"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_and_abandoned_orders_are_closed() {
+    let yk = FakeYooKassa::start().await;
+    let clock = qwenedit::app::Clock::manual(1_795_424_340_000);
+    let extra = format!(
+        "[billing]\nweekly_bonus = 0\n{}",
+        yk.config("trusted_header = \"X-Real-IP\"\nreconcile_interval = \"1h\"")
+    );
+    let t = TestApp::start_with_clock(
+        &["http://127.0.0.1:9".parse().unwrap()],
+        &extra,
+        clock.clone(),
+    )
+    .await;
+    let user = t.user(7, 0);
+    // Refused for good: no retry, the order is closed, the next tap is a new order (new key).
+    yk.fail_create(Fault::Refuse, 1);
+    let err = ops::create_yookassa_order(&t.app, user, 0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, YooKassaError::Provider(YooError::Api { status: 400, code, .. }) if code == "invalid_request"),
+        "{err:?}"
+    );
+    assert_eq!(yk.count("POST", "/v3/payments"), 1, "a 400 is not retried");
+    assert_eq!(order_status(&t, user), vec![PaymentStatus::Canceled]);
+    clock.advance_ms(1_000);
+    let link = ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
+    clock.advance_ms(1_000);
+    let keys: std::collections::BTreeSet<_> = yk
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.idempotence_key)
+        .collect();
+    assert_eq!(keys.len(), 2);
+    // YooKassa unreachable for a pack: the order stays open for a retry, then is given up.
+    yk.fail_create(Fault::ServerError, 3);
+    assert!(ops::create_yookassa_order(&t.app, user, 1).await.is_err());
+    let report = ops::reconcile_yookassa(&t.app).await.unwrap();
+    assert_eq!((report.checked, report.abandoned), (1, 0));
+    clock.advance_ms(3_600_000);
+    let report = ops::reconcile_yookassa(&t.app).await.unwrap();
+    assert_eq!((report.checked, report.abandoned), (1, 1));
+    assert_eq!(
+        order_status(&t, user),
+        vec![
+            PaymentStatus::Canceled,
+            PaymentStatus::Pending,
+            PaymentStatus::Canceled
+        ]
+    );
+    // The open order with a payment is untouched and still settles.
+    let id = yk.payments()[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        yk.payments()[0]["metadata"]["order_id"],
+        link.order_id.as_str()
+    );
+    yk.set_status(&id, "succeeded");
+    assert_eq!(notify(&t, Some(YOOKASSA_IP), &id).await, StatusCode::OK);
+    assert_eq!(t.balance(user), PACK0_POINTS);
     t.stop().await;
 }

@@ -27,6 +27,8 @@ pub enum Fault {
     Hang,
     /// Creates the payment, then never answers: the answer is lost on the way.
     LoseResponse,
+    /// 400 `invalid_request` (a request YooKassa will never accept).
+    Refuse,
 }
 
 #[derive(Clone, Debug)]
@@ -91,6 +93,7 @@ impl FakeYooKassa {
         let app = Router::new()
             .route("/v3/payments", post(create))
             .route("/v3/payments/{id}", get(read))
+            .route("/v3/me", get(me))
             .with_state(sh.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -280,6 +283,13 @@ async fn create(State(sh): State<Shared>, headers: HeaderMap, body: Bytes) -> Re
             );
         }
         Some(Fault::Hang) => std::future::pending::<()>().await,
+        Some(Fault::Refuse) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Invalid receipt: customer email is invalid",
+            );
+        }
         _ => {}
     }
     let payment = {
@@ -343,6 +353,9 @@ async fn read(State(sh): State<Shared>, Path(id): Path<String>, headers: HeaderM
             );
         }
         Some(Fault::Hang | Fault::LoseResponse) => std::future::pending::<()>().await,
+        Some(Fault::Refuse) => {
+            return error(StatusCode::BAD_REQUEST, "invalid_request", "Bad payment id");
+        }
         None => {}
     }
     let found = sh.inner.lock().unwrap().payments.get(&id).cloned();
@@ -350,4 +363,20 @@ async fn read(State(sh): State<Shared>, Path(id): Path<String>, headers: HeaderM
         Some(p) => axum::Json(p).into_response(),
         None => error(StatusCode::NOT_FOUND, "not_found", "Payment not found"),
     }
+}
+
+async fn me(State(sh): State<Shared>, headers: HeaderMap) -> Response {
+    if !record(&sh, "GET", "/v3/me".into(), &headers, None) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "Login or password is invalid",
+        );
+    }
+    let test = sh.inner.lock().unwrap().test;
+    axum::Json(json!({
+        "account_id": SHOP_ID, "test": test, "fiscalization_enabled": false,
+        "payment_methods": ["bank_card", "sbp"], "status": "enabled",
+    }))
+    .into_response()
 }
