@@ -20,10 +20,22 @@ pub const PROGRESS_EVERY: Duration = Duration::from_millis(1_000);
 /// How often queued jobs' positions are refreshed.
 const QUEUE_REFRESH: Duration = Duration::from_secs(5);
 
-pub async fn run(s: Shared, mut stop: watch::Receiver<bool>) {
-    let mut events = s.app.events.subscribe();
+/// Delivers what finished while the process was down (and tells chats whose confirmed edit
+/// was never accepted), then follows job events until `stop`. Returns once the backlog is
+/// done, so that the bot reads new updates only after it.
+pub async fn start(s: Shared, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    // Subscribed before the backlog, so that nothing finishing meanwhile is missed.
+    let events = s.app.events.subscribe();
+    resume(&s, true).await;
+    tokio::spawn(run(s, events, stop))
+}
+
+async fn run(
+    s: Shared,
+    mut events: broadcast::Receiver<JobEvent>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut next_edit: HashMap<i64, Instant> = HashMap::new();
-    resume(&s).await;
     let mut refresh = tokio::time::interval(QUEUE_REFRESH);
     loop {
         tokio::select! {
@@ -31,7 +43,7 @@ pub async fn run(s: Shared, mut stop: watch::Receiver<bool>) {
                 Ok(ev) => on_event(&s, ev, &mut next_edit).await,
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(skipped = n, "delivery lagged behind job events");
-                    resume(&s).await;
+                    resume(&s, false).await;
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
@@ -153,6 +165,7 @@ pub async fn deliver(s: &Shared, job: JobId, mut m: JobMessages, outputs: &[Stri
     let done = s.texts.t(m.lang, "done");
     edit_final(s, &m, &done, &Markup::None).await;
     send_result(s, m.chat, m.lang, job, bytes).await;
+    crate::faults::crash_point("delivered");
     m.delivered = true;
     if let Err(e) = m.save(&s.app.store, job) {
         tracing::error!(%job, error = %e, "cannot mark a result delivered");
@@ -179,9 +192,15 @@ pub async fn send_result(s: &Shared, chat: i64, lang: Lang, job: JobId, png: Vec
 }
 
 async fn fail(s: &Shared, job: JobId, mut m: JobMessages) {
-    let text = if m.price > 0 {
+    // What the job held, from its record: the chat's copy of the price is saved only after the
+    // job was accepted, and a crash (or a fast worker) can come first.
+    let price = match s.app.queue.get(job) {
+        Ok(Some(r)) => r.price().get(),
+        _ => m.price,
+    };
+    let text = if price > 0 {
         s.texts
-            .get(m.lang, "failed", &[("n", i64::from(m.price).into())])
+            .get(m.lang, "failed", &[("n", i64::from(price).into())])
     } else {
         s.texts.t(m.lang, "failed-free")
     };
@@ -190,8 +209,8 @@ async fn fail(s: &Shared, job: JobId, mut m: JobMessages) {
     let _ = m.save(&s.app.store, job);
 }
 
-/// After a restart (or lag): deliver what finished meanwhile.
-async fn resume(s: &Shared) {
+/// After a restart (`at_start`) or lag: deliver what finished meanwhile.
+async fn resume(s: &Shared, at_start: bool) {
     let Ok(pending) = s.app.store.bot_scan("job:") else {
         return;
     };
@@ -215,10 +234,19 @@ async fn resume(s: &Shared) {
             }
             Ok(Some(r)) if r.state().is_terminal() => fail(s, job, m).await,
             Ok(Some(_)) => {}
-            // Gone from history: nothing more will come.
-            _ => {
+            // Unknown to the queue. While running, it may be about to be submitted (its
+            // messages are saved first). At start, reconcile has queued every held job, so one
+            // that holds nothing was never accepted: the process died between the confirm and
+            // the hold, and the chat shows "queued" for nothing.
+            Ok(None) if at_start => {
+                if let Ok(None) = s.app.store.hold_of(job) {
+                    tracing::warn!(%job, chat = m.chat, "a confirmed edit was never accepted; telling the chat");
+                    let text = s.texts.t(m.lang, "not-accepted");
+                    edit_final(s, &m, &text, &keyboards::inline_menu(&s.texts, m.lang)).await;
+                }
                 let _ = s.app.store.bot_delete(&key);
             }
+            _ => {}
         }
     }
 }

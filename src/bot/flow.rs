@@ -304,6 +304,14 @@ pub async fn confirm(ctx: &Ctx, message: Option<i32>, nonce: u32) {
     if current != nonce {
         return stale_confirm(ctx, message).await;
     }
+    // The same confirm again (Telegram repeats an update a crash left unconfirmed): its card
+    // already became a job's status message, so that job is the one.
+    if is_status_message(ctx, message) {
+        let mut d = ctx.dialog();
+        d.step = Step::Idle;
+        ctx.save(d);
+        return;
+    }
     let app = ctx.app().clone();
     let active = app.queue.active_count(ctx.user);
     let max = app.config.telegram.max_active_jobs;
@@ -361,6 +369,7 @@ pub async fn confirm(ctx: &Ctx, message: Option<i32>, nonce: u32) {
     )
     .await;
     let (photos, prompt) = (draft.photos.len(), draft.prompt.clone());
+    crate::faults::crash_point("confirm");
     let submitted = app
         .blocking(move |app| ops::submit_edit(app, job, spec))
         .await;
@@ -436,18 +445,22 @@ fn low_disk(app: &crate::app::App) -> bool {
 /// A confirm that no longer matches. A second tap on a card that already became a job's status
 /// message is ignored: that message keeps showing the job. Any other card expires.
 async fn stale_confirm(ctx: &Ctx, message: Option<i32>) {
+    if !is_status_message(ctx, message) {
+        stale(ctx, message).await;
+    }
+}
+
+/// Whether `message` is the status message of one of the user's recent jobs.
+fn is_status_message(ctx: &Ctx, message: Option<i32>) -> bool {
     let app = ctx.app();
-    let status = message.is_some_and(|id| {
+    message.is_some_and(|id| {
         app.queue
             .recent_for_user(ctx.user, 5)
             .unwrap_or_default()
             .iter()
             .filter_map(|r| JobMessages::load(&app.store, r.id).ok().flatten())
             .any(|m| m.chat == ctx.chat && m.status_message == id)
-    });
-    if !status {
-        stale(ctx, message).await;
-    }
+    })
 }
 
 async fn stale(ctx: &Ctx, message: Option<i32>) {

@@ -82,7 +82,7 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
     let _ = shared
         .lanes
         .set(senders.iter().map(|tx| tx.downgrade()).collect());
-    let delivery = tokio::spawn(delivery::run(shared.clone(), stop.clone()));
+    let delivery = delivery::start(shared.clone(), stop.clone()).await;
 
     let mut offset = load_offset(&app);
     let mut failures = 0u32;

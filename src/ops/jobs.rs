@@ -63,6 +63,7 @@ pub fn submit_edit(app: &App, job: JobId, mut spec: JobSpec) -> Result<Submitted
             HoldOutcome::Held { balance } => (balance, false),
             HoldOutcome::AlreadyHeld(_) => (app.store.balance(spec.user)?, true),
         };
+    crate::faults::crash_point("held");
     let record = if duplicate {
         // A repeat: the job as first submitted is the one that counts.
         match app.queue.get(job)? {

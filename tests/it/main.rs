@@ -10,6 +10,7 @@ mod cli_engine;
 mod comfy_client;
 mod config;
 mod crash;
+mod crash_points;
 mod fake_telegram_selftest;
 mod ledger_props;
 mod money;
