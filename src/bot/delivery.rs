@@ -3,9 +3,11 @@
 //! failure with the points returned. Undelivered results are delivered after a restart.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinSet;
 
 use super::ctx::Shared;
 use super::dialog::JobMessages;
@@ -30,28 +32,93 @@ pub async fn start(s: Shared, stop: watch::Receiver<bool>) -> tokio::task::JoinH
     tokio::spawn(run(s, events, stop))
 }
 
+/// When each chat may be edited next (about once a second, or after a flood-control wait).
+/// Shared by the chats' delivery tasks and the queue refresh; never locked across an await.
+#[derive(Clone, Default)]
+struct Turns(Arc<Mutex<HashMap<i64, Instant>>>);
+
+impl Turns {
+    fn get(&self, chat: i64) -> Option<Instant> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&chat)
+            .copied()
+    }
+
+    fn set(&self, chat: i64, at: Instant) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(chat, at);
+    }
+}
+
+/// A chat's delivery task ends after this long without events (a new one starts on demand).
+const CHAT_IDLE: Duration = Duration::from_secs(30);
+
+/// Routes job events to one task per chat: a chat waiting for its turn (the per-chat edit
+/// rate, flood control) never holds up another chat's progress or result.
 async fn run(
     s: Shared,
     mut events: broadcast::Receiver<JobEvent>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut next_edit: HashMap<i64, Instant> = HashMap::new();
+    let turns = Turns::default();
+    let mut chats: HashMap<i64, mpsc::UnboundedSender<JobEvent>> = HashMap::new();
+    let mut tasks = JoinSet::new();
     let mut refresh = tokio::time::interval(QUEUE_REFRESH);
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
-                Ok(ev) => on_event(&s, ev, &mut next_edit).await,
+                Ok(ev) => {
+                    while tasks.try_join_next().is_some() {}
+                    let Some(chat) = ev.chat else { continue };
+                    let ev = match chats.get(&chat) {
+                        Some(tx) => match tx.send(ev) {
+                            Ok(()) => continue,
+                            Err(mpsc::error::SendError(ev)) => ev,
+                        },
+                        None => ev,
+                    };
+                    // No task for this chat (or it just ended): a new one.
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    let _ = tx.send(ev);
+                    chats.insert(chat, tx);
+                    tasks.spawn(chat_task(s.clone(), turns.clone(), rx));
+                }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(skipped = n, "delivery lagged behind job events");
                     resume(&s, false).await;
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
-            _ = refresh.tick() => refresh_queued(&s, &mut next_edit).await,
+            _ = refresh.tick() => refresh_queued(&s, &turns).await,
             _ = stop.changed() => break,
         }
         if *stop.borrow() {
             break;
+        }
+    }
+    // The chats finish what they were given.
+    drop(chats);
+    while tasks.join_next().await.is_some() {}
+}
+
+/// One chat's events, in order, until `CHAT_IDLE` passes without any.
+async fn chat_task(s: Shared, turns: Turns, mut rx: mpsc::UnboundedReceiver<JobEvent>) {
+    loop {
+        match tokio::time::timeout(CHAT_IDLE, rx.recv()).await {
+            Ok(Some(ev)) => on_event(&s, ev, &turns).await,
+            Ok(None) => return,
+            Err(_) => {
+                // Refuse new events, then handle any that came in meanwhile.
+                rx.close();
+                while let Ok(ev) = rx.try_recv() {
+                    on_event(&s, ev, &turns).await;
+                }
+                return;
+            }
         }
     }
 }
@@ -61,7 +128,7 @@ fn bar(percent: u8) -> String {
     format!("{}{}", "▓".repeat(filled), "░".repeat(10 - filled))
 }
 
-async fn on_event(s: &Shared, ev: JobEvent, next_edit: &mut HashMap<i64, Instant>) {
+async fn on_event(s: &Shared, ev: JobEvent, next_edit: &Turns) {
     let Ok(Some(m)) = JobMessages::load(&s.app.store, ev.job) else {
         return;
     };
@@ -102,9 +169,9 @@ async fn on_event(s: &Shared, ev: JobEvent, next_edit: &mut HashMap<i64, Instant
     }
 }
 
-async fn wait_turn(next_edit: &HashMap<i64, Instant>, chat: i64) {
-    if let Some(at) = next_edit.get(&chat) {
-        tokio::time::sleep_until((*at).into()).await;
+async fn wait_turn(next_edit: &Turns, chat: i64) {
+    if let Some(at) = next_edit.get(chat) {
+        tokio::time::sleep_until(at.into()).await;
     }
 }
 
@@ -128,11 +195,11 @@ async fn edit_throttled(
     m: &JobMessages,
     text: &str,
     markup: Markup,
-    next_edit: &mut HashMap<i64, Instant>,
+    next_edit: &Turns,
     force: bool,
 ) {
     let now = Instant::now();
-    if let Some(at) = next_edit.get(&m.chat).copied()
+    if let Some(at) = next_edit.get(m.chat)
         && at > now
     {
         if !force {
@@ -148,7 +215,7 @@ async fn edit_throttled(
         Err(TgError::RetryAfter(d)) => d.max(PROGRESS_EVERY),
         _ => PROGRESS_EVERY,
     };
-    next_edit.insert(m.chat, Instant::now() + wait);
+    next_edit.set(m.chat, Instant::now() + wait);
 }
 
 /// Sends the result: a photo (preview) with the result buttons, a document when the photo is
@@ -252,7 +319,7 @@ async fn resume(s: &Shared, at_start: bool) {
 }
 
 /// Refreshes the position line of queued jobs.
-async fn refresh_queued(s: &Shared, next_edit: &mut HashMap<i64, Instant>) {
+async fn refresh_queued(s: &Shared, next_edit: &Turns) {
     for r in s.app.queue.active_jobs() {
         if r.state() != JobState::Queued {
             continue;

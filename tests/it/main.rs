@@ -13,6 +13,7 @@ mod crash;
 mod crash_points;
 mod fake_telegram_selftest;
 mod ledger_props;
+mod load;
 mod money;
 mod queue;
 mod uploads;

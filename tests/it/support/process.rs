@@ -72,6 +72,11 @@ impl Daemon {
         self.child.as_mut().expect("the process is ours")
     }
 
+    #[allow(dead_code)] // benches/proof.rs
+    pub fn pid(&mut self) -> u32 {
+        self.child().id()
+    }
+
     /// Waits up to `timeout` for the process to end by itself (a crash point); returns how it
     /// ended and every log line it wrote since start-up.
     pub fn wait_exit(mut self, timeout: Duration) -> (std::process::ExitStatus, Vec<String>) {
