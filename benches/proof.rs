@@ -65,7 +65,7 @@ fn telegram_config(tg: &FakeTelegram, extra: &str) -> String {
     )
 }
 
-async fn throughput(jobs: usize) {
+async fn throughput(jobs: usize, photo: (u32, u32)) {
     let comfies = [FakeComfy::start().await, FakeComfy::start().await];
     for c in &comfies {
         c.set_default(Behavior::Succeed {
@@ -76,7 +76,12 @@ async fn throughput(jobs: usize) {
     let urls: Vec<_> = comfies.iter().map(FakeComfy::url).collect();
     let t = TestApp::start(&urls, "").await;
     let input = {
-        let n = t.app.media.check(jpeg(1200, 800), 1_000_000).await.unwrap();
+        let n = t
+            .app
+            .media
+            .check(jpeg(photo.0, photo.1), 1_000_000)
+            .await
+            .unwrap();
         t.input(&n.png)
     };
     let users: Vec<_> = (0..50).map(|i| t.user(1_000 + i, 100_000_000)).collect();
@@ -110,8 +115,10 @@ async fn throughput(jobs: usize) {
     let elapsed = start.elapsed().as_secs_f64();
     let per_backend: Vec<usize> = comfies.iter().map(|c| c.finished().len()).collect();
     println!(
-        "  end-to-end throughput, 2 instant backends   {:>7.1} jobs/s   ({jobs} jobs in {elapsed:.2} s; \
+        "  end-to-end throughput, 2 instant backends, {}x{} input  {:>7.1} jobs/s   ({jobs} jobs in {elapsed:.2} s; \
          submitting took {:.2} s; per backend {per_backend:?})",
+        photo.0,
+        photo.1,
         jobs as f64 / elapsed,
         submitted.as_secs_f64(),
     );
@@ -253,10 +260,12 @@ async fn memory(jobs: usize, uploads: i64) {
         tg.set_language(chat, "en");
         tg.send_photo(chat, photo.clone());
     }
-    tg.wait_idle().await;
-    let answered = (0..uploads)
-        .filter(|u| tg.messages(800_000 + u).iter().any(|m| !m.text.is_empty()))
-        .count();
+    // Each chat's answer (what to do with the photo, or a refusal) ends its upload.
+    for u in 0..uploads {
+        tg.wait_for_message(800_000 + u, |m| !m.text.is_empty())
+            .await;
+    }
+    let answered = uploads;
     let (after, peak) = rss_mb(pid);
     println!(
         "  resident memory, real process   idle {idle:>6.1} MB   {jobs} queued jobs {queued:>6.1} MB   \
@@ -281,7 +290,9 @@ fn main() {
     println!("proof (fakes on loopback):");
     runtime.block_on(async {
         if want("throughput") {
-            throughput(if quick { 50 } else { 2_000 }).await;
+            let jobs = if quick { 50 } else { 2_000 };
+            throughput(jobs, (1200, 800)).await;
+            throughput(jobs, (64, 48)).await;
         }
         if want("menu") {
             menu(if quick { 50 } else { 2_000 }).await;

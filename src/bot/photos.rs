@@ -24,6 +24,7 @@ async fn fetch(ctx: &Ctx, file_id: &str, size: u32) -> Option<String> {
         .await;
         return None;
     }
+    let _admitted = ctx.app().media.admit().await;
     let bytes = match ctx.s.tg.download(file_id).await {
         Ok(b) => b,
         Err(e) => {
