@@ -2,6 +2,7 @@
 
 mod support;
 
+mod bad_input;
 mod bot_admin;
 mod bot_edges;
 mod bot_flows;
