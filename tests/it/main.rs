@@ -17,6 +17,7 @@ mod ledger_props;
 mod load;
 mod money;
 mod queue;
+mod tg_faults;
 mod uploads;
 mod worker;
 mod workflows;
