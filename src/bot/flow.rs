@@ -323,7 +323,7 @@ pub async fn confirm(ctx: &Ctx, message: Option<i32>, nonce: u32) {
         .await;
         return;
     }
-    if low_disk(&app) {
+    if ops::disk_full(&app) {
         ctx.say(&ctx.t("busy-disk"), Default::default()).await;
         return;
     }
@@ -414,6 +414,10 @@ pub async fn confirm(ctx: &Ctx, message: Option<i32>, nonce: u32) {
                     keyboards::low_balance(&ctx.s.texts, ctx.lang),
                 ),
                 OpsError::Banned(_) => (ctx.t("banned"), Markup::None),
+                OpsError::DiskFull => (
+                    ctx.t("busy-disk"),
+                    keyboards::inline_menu(&ctx.s.texts, ctx.lang),
+                ),
                 other => {
                     tracing::error!(chat = ctx.chat, user = %ctx.user, error = %other, "cannot submit an edit");
                     (
@@ -434,12 +438,6 @@ pub fn queued_text(ctx: &Ctx, position: usize) -> String {
         "queued",
         &[("position", position.into()), ("wait", wait_s.into())],
     )
-}
-
-fn low_disk(app: &crate::app::App) -> bool {
-    rustix::fs::statvfs(&app.config.storage.data_dir)
-        .map(|s| s.f_bavail.saturating_mul(s.f_frsize) < 200 << 20)
-        .unwrap_or(false)
 }
 
 /// A confirm that no longer matches. A second tap on a card that already became a job's status

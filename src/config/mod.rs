@@ -85,6 +85,8 @@ pub struct Storage {
     /// fsync every queue transition (`true`, the default) or leave it in OS buffers, which
     /// survives a killed process but not a power loss.
     pub queue_fsync: bool,
+    /// New jobs are refused while the data dir's file system has less free space (MB).
+    pub min_free_mb: u64,
 }
 
 #[derive(Debug, Clone)]

@@ -117,6 +117,7 @@ impl Default for RawTelegram {
 struct RawStorage {
     data_dir: PathBuf,
     queue_fsync: bool,
+    min_free_mb: u64,
 }
 
 impl Default for RawStorage {
@@ -124,6 +125,7 @@ impl Default for RawStorage {
         Self {
             data_dir: "/var/lib/qwenedit".into(),
             queue_fsync: true,
+            min_free_mb: 200,
         }
     }
 }
@@ -344,6 +346,7 @@ impl RawConfig {
         let storage = Storage {
             data_dir: resolve(base, self.storage.data_dir),
             queue_fsync: self.storage.queue_fsync,
+            min_free_mb: self.storage.min_free_mb,
         };
         let backends = self
             .comfyui

@@ -12,6 +12,7 @@ mod comfy_client;
 mod config;
 mod crash;
 mod crash_points;
+mod disk_full;
 mod fake_telegram_selftest;
 mod ledger_props;
 mod load;
