@@ -9,19 +9,6 @@ use crate::domain::JobId;
 pub const INPUTS: &str = "inputs";
 pub const RESULTS: &str = "results";
 
-/// Free space for unprivileged writers on the file system holding `dir` (`None` if unknown).
-pub fn free_space(dir: &Path) -> Option<u64> {
-    rustix::fs::statvfs(dir)
-        .ok()
-        .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
-}
-
-/// Whether `dir` has less than `min_free` bytes free: new uploads and jobs are then refused.
-/// Unknown free space is not low (a failing write is still reported where it happens).
-pub fn low_space(dir: &Path, min_free: u64) -> bool {
-    free_space(dir).is_some_and(|free| free < min_free)
-}
-
 /// Stores a normalised input and returns its name relative to the data dir.
 pub fn store_input(data_dir: &Path, png: &[u8]) -> io::Result<String> {
     let name = format!("{INPUTS}/{}.png", ulid::Ulid::new());
@@ -59,6 +46,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
+}
+
+/// Free space for unprivileged writes on the file system holding `dir`, in bytes.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    rustix::fs::statvfs(dir)
+        .ok()
+        .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
 }
 
 #[cfg(test)]

@@ -120,8 +120,7 @@ struct RawStorage {
     queue_fsync: bool,
     #[serde(deserialize_with = "text::req")]
     retention: String,
-    #[serde(deserialize_with = "text::req")]
-    min_free: String,
+    min_free_mb: u64,
 }
 
 impl Default for RawStorage {
@@ -130,7 +129,7 @@ impl Default for RawStorage {
             data_dir: "/var/lib/qwenedit".into(),
             queue_fsync: true,
             retention: "7d".into(),
-            min_free: "200MB".into(),
+            min_free_mb: 200,
         }
     }
 }
@@ -495,8 +494,7 @@ impl RawConfig {
             data_dir: resolve(base, self.storage.data_dir),
             queue_fsync: self.storage.queue_fsync,
             retention: positive_duration("storage.retention", &self.storage.retention)?,
-            min_free: super::values::parse_size(&self.storage.min_free)
-                .map_err(|m| ConfigError::key("storage.min_free", m))?,
+            min_free_mb: self.storage.min_free_mb,
         };
         let backends = self
             .comfyui

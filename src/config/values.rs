@@ -1,4 +1,4 @@
-//! Parsers for the text forms config values take: durations, byte sizes, weekdays, times of day.
+//! Parsers for the text forms config values take: durations, weekdays, times of day.
 
 use std::time::Duration;
 
@@ -31,38 +31,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         Some(secs) if secs <= 366 * 86_400 => Ok(Duration::from_secs(secs)),
         _ => Err(format!("{text:?} is too long; at most a year")),
     }
-}
-
-/// Parses a byte size: `"500MB"`, `"2GB"`, `"64KB"`, `"0"` or `"1048576B"` (units of 1024).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (num, unit) = text.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like \"500MB\" or \"2GB\""))?;
-    let factor: u64 = match unit.trim().to_ascii_uppercase().as_str() {
-        "" if n == 0 => 1,
-        "B" => 1,
-        "" => {
-            return Err(format!(
-                "{text:?} has no unit; write e.g. \"500MB\" or \"2GB\""
-            ));
-        }
-        "KB" | "K" | "KIB" => 1 << 10,
-        "MB" | "M" | "MIB" => 1 << 20,
-        "GB" | "G" | "GIB" => 1 << 30,
-        "TB" | "T" | "TIB" => 1 << 40,
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?} in {text:?}; use B, KB, MB, GB or TB"
-            ));
-        }
-    };
-    n.checked_mul(factor)
-        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 pub fn parse_weekday(text: &str) -> Result<Weekday, String> {
@@ -107,20 +75,6 @@ mod tests {
         assert!(parse_duration("ten minutes").is_err());
         assert!(parse_duration("5y").is_err());
         assert!(parse_duration("99999999999999999d").is_err());
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("500MB"), Ok(500 << 20));
-        assert_eq!(parse_size("2GB"), Ok(2 << 30));
-        assert_eq!(parse_size("64kb"), Ok(64 << 10));
-        assert_eq!(parse_size("1048576B"), Ok(1 << 20));
-        assert_eq!(parse_size("0"), Ok(0));
-        assert!(parse_size("500").is_err(), "no unit");
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("5PB").is_err());
-        assert!(parse_size("99999999999999TB").is_err());
-        assert!(parse_size("-1MB").is_err());
     }
 
     #[test]

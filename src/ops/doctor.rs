@@ -50,7 +50,11 @@ impl DoctorReport {
 pub async fn doctor(config: &Config, config_path: &Path) -> DoctorReport {
     let mut r = DoctorReport::default();
     r.push(Status::Ok, "config", config_path.display().to_string());
-    check_data_dir(&mut r, &config.storage.data_dir, config.storage.min_free);
+    check_data_dir(
+        &mut r,
+        &config.storage.data_dir,
+        config.storage.min_free_mb.saturating_mul(1 << 20),
+    );
 
     let dirs = config.workflow_dirs();
     let workflows = match load_dir(&dirs) {
@@ -109,7 +113,7 @@ fn check_data_dir(r: &mut DoctorReport, dir: &Path, min_free: u64) {
         );
     }
     let _ = std::fs::remove_file(&probe);
-    match crate::files::free_space(dir) {
+    match crate::files::free_bytes(dir) {
         Some(free) => {
             let gib = free as f64 / (1u64 << 30) as f64;
             let (status, note) = if free < min_free {

@@ -23,7 +23,7 @@ pub use admin::{Stats, set_banned, set_unlimited, stats};
 pub use backup::{BackupReport, backup};
 pub use doctor::{Check, DoctorReport, Status, doctor};
 pub use edit::{EditError, EditOutcome, EditRequest, edit_once};
-pub use jobs::{Submitted, cancel_job, job, price_for, settle_job, submit_edit};
+pub use jobs::{Submitted, cancel_job, disk_full, job, price_for, settle_job, submit_edit};
 pub use metrics::{MetricsView, metrics, payment_state};
 pub use payments::{
     Order, Refusal, create_stars_order, credit_stars, payment_history, pre_checkout,
@@ -73,6 +73,8 @@ pub enum OpsError {
     KeyConflict,
     #[error("too many requests; try again in a minute")]
     RateLimited,
+    #[error("the data dir is low on free space; new jobs are refused")]
+    DiskFull,
     #[error(transparent)]
     Store(StoreError),
     #[error(transparent)]

@@ -58,6 +58,7 @@ impl From<OpsError> for ApiError {
             OpsError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             OpsError::KeyConflict => (StatusCode::CONFLICT, "idempotency_conflict"),
             OpsError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            OpsError::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
             OpsError::Store(_) | OpsError::Queue(_) => {
                 tracing::error!(error = %e, "storage failure in the admin API");
                 return ApiError::new(
