@@ -20,6 +20,7 @@ mod data_care;
 mod deb;
 mod disk_full;
 mod fake_telegram_selftest;
+mod faults_comfy;
 mod faults_telegram;
 mod ledger_props;
 mod load;
