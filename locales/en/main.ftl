@@ -148,6 +148,8 @@ unknown-input = I didn't get that. Send a photo or press a menu button.
 stale-button = This button has expired. Please open the menu again.
 not-accepted = ⚠️ This edit did not start: the bot was restarting at that moment. Nothing was charged — please try again.
 busy-disk = The server is out of storage space for new photos right now. Nothing was charged — please try again later.
+btn-get-result = 📥 Get the result
+result-undelivered = ✅ Done, but Telegram did not take the picture just now. Press the button to get it — nothing more is charged.
 error-generic = Something went wrong. Please try again.
 
 admin-only = This command is for admins only.

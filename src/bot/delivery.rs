@@ -238,7 +238,15 @@ pub async fn deliver(s: &Shared, job: JobId, mut m: JobMessages, outputs: &[Stri
     };
     let done = s.texts.t(m.lang, "done");
     edit_final(s, &m, &done, &Markup::None).await;
-    send_result(s, m.chat, m.lang, job, bytes).await;
+    if !send_result(s, m.chat, m.lang, job, bytes).await {
+        // Telegram took neither the photo nor the file: the status message offers it again
+        // (the job is done and paid; it is never run again for this).
+        let markup = Markup::Inline(vec![vec![(
+            s.texts.t(m.lang, "btn-get-result"),
+            super::callback::Callback::Result { job },
+        )]]);
+        edit_final(s, &m, &s.texts.t(m.lang, "result-undelivered"), &markup).await;
+    }
     crate::faults::crash_point("delivered");
     m.delivered = true;
     if let Err(e) = m.save(&s.app.store, job) {
@@ -247,19 +255,25 @@ pub async fn deliver(s: &Shared, job: JobId, mut m: JobMessages, outputs: &[Stri
     tracing::info!(%job, chat = m.chat, "result delivered");
 }
 
-/// The result photo with its buttons (also for "get it again").
-pub async fn send_result(s: &Shared, chat: i64, lang: Lang, job: JobId, png: Vec<u8>) {
+/// The result photo with its buttons (also for "get it again"); a document when the photo is
+/// refused. `false` when neither went through.
+pub async fn send_result(s: &Shared, chat: i64, lang: Lang, job: JobId, png: Vec<u8>) -> bool {
     let markup = keyboards::result(&s.texts, lang, job);
     let caption = s.texts.t(lang, "done");
     match s.tg.send_photo(chat, png.clone(), &caption, &markup).await {
-        Ok(_) => {}
+        Ok(_) => true,
         Err(e) => {
             tracing::info!(%job, error = %e, "photo refused; sending as a document");
-            if let Err(e) =
-                s.tg.send_document(chat, png, &format!("{job}.png"), &caption, &markup)
-                    .await
+            match s
+                .tg
+                .send_document(chat, png, &format!("{job}.png"), &caption, &markup)
+                .await
             {
-                tracing::warn!(%job, error = %e, "could not deliver the result");
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(%job, error = %e, "could not deliver the result");
+                    false
+                }
             }
         }
     }

@@ -149,7 +149,9 @@ pub async fn result(ctx: &Ctx, job: JobId, as_file: bool) {
             ctx.say(&ctx.t("error-generic"), Default::default()).await;
         }
     } else {
-        delivery::send_result(&ctx.s, ctx.chat, ctx.lang, job, bytes).await;
+        if !delivery::send_result(&ctx.s, ctx.chat, ctx.lang, job, bytes).await {
+            ctx.say(&ctx.t("error-generic"), Default::default()).await;
+        }
     }
 }
 

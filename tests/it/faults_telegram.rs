@@ -64,6 +64,39 @@ async fn fault_a_429_on_a_reply_is_waited_out() {
     b.stop().await;
 }
 
+/// Telegram refuses both the result photo and the document: the status message says the job
+/// is done and offers the result; pressing it sends the photo. The job ran once, paid once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_a_result_telegram_refuses_is_offered_again() {
+    let b = started(Setup::default()).await;
+    draft(&b).await;
+    b.tg.fail_next(
+        "sendPhoto",
+        400,
+        "Bad Request: failed to send the photo",
+        None,
+    );
+    b.tg.fail_next(
+        "sendDocument",
+        400,
+        "Bad Request: failed to send the file",
+        None,
+    );
+    b.press_key(ALICE, "en", "btn-confirm").await;
+    let get = b.t("en", "btn-get-result");
+    b.tg.wait_for_message(ALICE, |m| m.buttons().contains(&get))
+        .await;
+    b.tg.wait_idle().await;
+    let mark = b.mark(ALICE);
+    b.press(ALICE, &get).await;
+    b.wait_result(ALICE, mark).await;
+    assert_eq!(b.comfy.as_ref().unwrap().prompts().len(), 1, "run once");
+    assert_eq!(b.balance(ALICE), 30, "paid once");
+    assert_ledger_consistent(&b);
+    insta::assert_snapshot!("fault_result_refused", b.transcript(ALICE));
+    b.stop().await;
+}
+
 /// A download that breaks off once is retried and works; one that keeps breaking off is
 /// reported to the user, nothing is held, and the next photo works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
