@@ -63,6 +63,8 @@ pub struct App {
     pub telegram: Option<Arc<dyn crate::ops::Telegram>>,
     /// The YooKassa client, when `[yookassa]` is enabled.
     pub yookassa: Option<crate::yookassa::Client>,
+    /// Counters and histograms for `/metrics`.
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 /// The loaded presets; reloadable while running.
@@ -174,7 +176,8 @@ impl App {
         let workflows = Workflows::load(&config)?;
         let presets = PresetBook::load(&config)?;
         let backends = Backends::new(&config.comfyui.backends, std::time::Duration::from_secs(60));
-        let telegram = crate::bot::gateway(&config, &store);
+        let telemetry = crate::telemetry::Telemetry::default();
+        let telegram = crate::bot::gateway(&config, &store, &telemetry);
         let yookassa = config.yookassa.as_ref().map(crate::yookassa::Client::new);
         Ok((
             Self {
@@ -191,6 +194,7 @@ impl App {
                 presets,
                 telegram,
                 yookassa,
+                telemetry,
             },
             report,
         ))
@@ -273,7 +277,8 @@ pub async fn run(
         app.clone(),
         stop_rx.clone(),
     )));
-    workers.push(tokio::spawn(periodic(app.clone(), stop_rx)));
+    workers.push(tokio::spawn(periodic(app.clone(), stop_rx.clone())));
+    workers.push(tokio::spawn(retention(app.clone(), stop_rx)));
     let web_shutdown = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -283,6 +288,21 @@ pub async fn run(
         let _ = w.await;
     }
     served
+}
+
+/// Deletes photos older than `storage.retention`: at start, then hourly.
+async fn retention(app: App, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        app.blocking(crate::ops::clean_files).await;
+    }
 }
 
 /// Background duties on a timer: the weekly bonus with its notices (catching up after downtime
@@ -297,10 +317,17 @@ async fn periodic(app: App, mut stop: tokio::sync::watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
-        match crate::ops::weekly_task(&app).await {
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "weekly bonus failed"),
+        let duties = async {
+            if let Err(e) = crate::ops::weekly_task(&app).await {
+                tracing::error!(error = %e, "weekly bonus failed");
+            }
+            crate::ops::stars_task(&app).await;
+        };
+        // A long run of notices must not hold up a shutdown: storage steps finish on their own
+        // threads, and an unsent notice is only a notice.
+        tokio::select! {
+            _ = duties => {}
+            _ = stop.changed() => return,
         }
-        crate::ops::stars_task(&app).await;
     }
 }

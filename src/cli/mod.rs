@@ -7,6 +7,7 @@ mod edit;
 mod logging;
 mod render;
 mod serve;
+mod systemd;
 mod target;
 
 use std::path::PathBuf;
@@ -46,6 +47,9 @@ pub enum Command {
     Edit(edit::EditArgs),
     /// Check the config, ComfyUI backends, workflows, models and the bot token.
     Doctor,
+    /// Print the man page (roff) on stdout; the .deb is built with it.
+    #[command(hide = true)]
+    Man,
 }
 
 /// A failure to report on stderr; the message is already phrased for the operator.
@@ -56,6 +60,14 @@ impl<E: std::fmt::Display> From<E> for CliError {
     fn from(e: E) -> Self {
         CliError(e.to_string())
     }
+}
+
+/// The man page, from the same definitions as `--help`.
+fn man() -> Result<(), CliError> {
+    use clap::CommandFactory;
+    let mut out = std::io::stdout().lock();
+    clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+    Ok(())
 }
 
 pub fn load_config(path: &std::path::Path) -> Result<Config, CliError> {
@@ -69,6 +81,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Backup(args) => backup::run(&cli.config, args),
         Command::Edit(args) => edit::run(&cli.config, args),
         Command::Doctor => doctor::run(&cli.config),
+        Command::Man => man(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

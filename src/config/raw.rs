@@ -118,6 +118,8 @@ impl Default for RawTelegram {
 struct RawStorage {
     data_dir: PathBuf,
     queue_fsync: bool,
+    #[serde(deserialize_with = "text::req")]
+    retention: String,
 }
 
 impl Default for RawStorage {
@@ -125,6 +127,7 @@ impl Default for RawStorage {
         Self {
             data_dir: "/var/lib/qwenedit".into(),
             queue_fsync: true,
+            retention: "7d".into(),
         }
     }
 }
@@ -481,6 +484,7 @@ impl RawConfig {
         let storage = Storage {
             data_dir: resolve(base, self.storage.data_dir),
             queue_fsync: self.storage.queue_fsync,
+            retention: positive_duration("storage.retention", &self.storage.retention)?,
         };
         let backends = self
             .comfyui
@@ -726,14 +730,26 @@ fn secret(
                     format!("cannot read {}: {e}", path.display()),
                 )
             })?;
-            let text = text.trim();
-            if text.is_empty() {
+            if text.trim().is_empty() {
                 return Err(ConfigError::key(
                     format!("{key}_file"),
                     format!("{} is empty", path.display()),
                 ));
             }
-            Ok(Some(SecretString::from(text.to_string())))
+            // Lines starting with `#` are comments: the .deb installs a credentials file with
+            // only a comment, which means "no token yet".
+            let mut lines = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'));
+            match (lines.next(), lines.next()) {
+                (None, _) => Ok(None),
+                (Some(secret), None) => Ok(Some(SecretString::from(secret.to_string()))),
+                (Some(_), Some(_)) => Err(ConfigError::key(
+                    format!("{key}_file"),
+                    format!("{} has more than one line besides comments", path.display()),
+                )),
+            }
         }
         (None, None) => Ok(None),
     }

@@ -244,7 +244,7 @@ async fn check_telegram(r: &mut DoctorReport, config: &Config) {
         return r.push(
             Status::Warn,
             "telegram",
-            "no token (telegram.token or QWENEDIT_TELEGRAM__TOKEN): the bot stays off",
+            "no token (telegram.token, or a line in telegram.token_file — /etc/qwenedit/credentials from the .deb — or QWENEDIT_TELEGRAM__TOKEN): the bot stays off",
         );
     };
     let base = config.telegram.api_url.as_str().trim_end_matches('/');

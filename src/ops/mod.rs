@@ -7,10 +7,13 @@ mod backup;
 mod doctor;
 mod edit;
 mod jobs;
+mod metrics;
 mod payments;
 mod promo;
 mod reconcile;
+mod retention;
 mod stars;
+mod status;
 mod users;
 mod views;
 mod weekly;
@@ -21,14 +24,20 @@ pub use backup::{BackupReport, backup};
 pub use doctor::{Check, DoctorReport, Status, doctor};
 pub use edit::{EditError, EditOutcome, EditRequest, edit_once};
 pub use jobs::{Submitted, cancel_job, job, price_for, settle_job, submit_edit};
+pub use metrics::{MetricsView, metrics, payment_state};
 pub use payments::{
     Order, Refusal, create_stars_order, credit_stars, payment_history, pre_checkout,
 };
 pub use promo::{PromoBatch, PromoView, create_promos, disable_promo, list_promos, redeem_promo};
 pub use reconcile::{ReconcileReport, reconcile};
+pub use retention::{CleanReport, CompactError, CompactReport, clean_files, compact};
 pub use stars::{
     BoxFuture, RefundOutcome, StarTransaction, StarsReport, Telegram, TelegramError, WeeklyNotice,
     reconcile_stars, reconcile_stars_now, refund_stars, stars_task,
+};
+pub use status::{
+    BackendView, JobRow, QueueView, RevenueRow, StatusView, StorageView, Throughput, UsersView,
+    dir_size, status,
 };
 pub use users::{
     TopupOutcome, TopupRequest, UserSummary, register_user, topup, user_summary, verify_ledger,

@@ -11,6 +11,7 @@ mod payments;
 mod promos;
 pub mod records;
 mod tables;
+mod totals;
 mod users;
 mod yookassa;
 
@@ -27,6 +28,7 @@ pub use promos::{Redeemed, normalize_code};
 pub use records::{
     HoldRecord, HoldState, LedgerEntry, PaymentRecord, PaymentStatus, PromoRecord, Rail, UserRecord,
 };
+pub use totals::LedgerTotals;
 pub use users::{NewUser, Registered};
 pub use yookassa::YooKassaOrderRecord;
 

@@ -6,6 +6,7 @@ pub mod fake_comfy;
 pub mod fake_telegram;
 pub mod fake_yookassa;
 pub mod process;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 
