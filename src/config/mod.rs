@@ -107,6 +107,8 @@ pub struct Web {
     pub listen: SocketAddr,
     /// The admin API token; when absent one is generated into the data dir on first start.
     pub admin_token: Option<SecretString>,
+    /// Let the operator API (`/api/v1`) answer peers that are not on this machine.
+    pub api_remote: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -180,6 +180,7 @@ struct RawWeb {
     #[serde(deserialize_with = "text::opt")]
     admin_token: Option<String>,
     admin_token_file: Option<PathBuf>,
+    api_remote: bool,
 }
 
 impl Default for RawWeb {
@@ -188,6 +189,7 @@ impl Default for RawWeb {
             listen: "127.0.0.1:8080".into(),
             admin_token: None,
             admin_token_file: None,
+            api_remote: false,
         }
     }
 }
@@ -409,6 +411,7 @@ impl RawConfig {
                 self.web.admin_token_file,
                 base,
             )?,
+            api_remote: self.web.api_remote,
         };
         if let Some(token) = &web.admin_token {
             use secrecy::ExposeSecret;

@@ -7,9 +7,12 @@ mod backup;
 mod doctor;
 mod edit;
 mod jobs;
+mod operator;
+pub mod page;
 mod payments;
 mod promo;
 mod reconcile;
+mod replay;
 mod users;
 mod views;
 mod weekly;
@@ -19,11 +22,19 @@ pub use backup::{BackupReport, backup};
 pub use doctor::{Check, DoctorReport, Status, doctor};
 pub use edit::{EditError, EditOutcome, EditRequest, edit_once};
 pub use jobs::{Submitted, cancel_job, job, price_for, settle_job, submit_edit};
+pub use operator::{
+    BackendView, BalanceView, JobFilter, JobPage, LedgerPage, PaymentFilter, PaymentPage,
+    PaymentView, PresetView, PresetsReloaded, PromoPage, UserFilter, UserPage, UserRow, backends,
+    balance, job_result, ledger, list_jobs, list_payments, list_presets, list_users, listed_price,
+    payment, promo_page, reload_presets, retry_job, set_draining, store_input, user_row,
+};
+pub use page::PageRequest;
 pub use payments::{
     Order, Refusal, create_stars_order, credit_stars, payment_history, pre_checkout,
 };
 pub use promo::{PromoBatch, PromoView, create_promos, disable_promo, list_promos, redeem_promo};
 pub use reconcile::{ReconcileReport, reconcile};
+pub use replay::{ReplayBegin, replay_abort, replay_begin, replay_finish};
 pub use users::{
     TopupOutcome, TopupRequest, UserSummary, register_user, topup, user_summary, verify_ledger,
 };
@@ -53,6 +64,20 @@ pub enum OpsError {
     KeyConflict,
     #[error("too many requests; try again in a minute")]
     RateLimited,
+    #[error("job {job} cannot be retried: {reason}")]
+    NotRetryable { job: JobId, reason: String },
+    #[error("job {job} has no result: {reason}")]
+    NoResult { job: JobId, reason: String },
+    #[error("unknown payment {0:?}")]
+    UnknownPayment(String),
+    #[error("unknown promocode {0:?}")]
+    UnknownPromo(String),
+    #[error("unknown backend {0:?}")]
+    UnknownBackend(String),
+    #[error("{0}")]
+    BadImage(String),
+    #[error("{0}")]
+    BadPresets(String),
     #[error(transparent)]
     Store(StoreError),
     #[error(transparent)]

@@ -7,7 +7,7 @@ use super::UserSummary;
 use crate::queue::JobRecord;
 use crate::store::LedgerEntry;
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct LedgerEntryView {
     pub id: u64,
     pub delta: i64,
@@ -34,7 +34,7 @@ impl From<&LedgerEntry> for LedgerEntryView {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct JobView {
     pub id: String,
     pub user: i64,
@@ -49,6 +49,17 @@ pub struct JobView {
     pub finished_ms: Option<i64>,
     pub last_error: Option<String>,
     pub outputs: Vec<String>,
+    /// Time spent waiting before the first attempt started.
+    #[serde(default)]
+    pub wait_ms: Option<i64>,
+    /// From the first start to the end.
+    #[serde(default)]
+    pub run_ms: Option<i64>,
+    /// The prompt sent to the model (the preset's text for presets).
+    #[serde(default)]
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub seed: u64,
 }
 
 impl From<&JobRecord> for JobView {
@@ -72,11 +83,15 @@ impl From<&JobRecord> for JobView {
                 .as_ref()
                 .map(|x| x.outputs.clone())
                 .unwrap_or_default(),
+            wait_ms: r.started_ms.map(|s| s - r.created_ms),
+            run_ms: r.started_ms.zip(r.finished_ms).map(|(s, f)| f - s),
+            prompt: spec.prompt,
+            seed: spec.seed,
         }
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct UserView {
     pub id: i64,
     pub username: Option<String>,

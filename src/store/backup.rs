@@ -49,6 +49,7 @@ impl Store {
                 PROMOCODES,
                 BOT_STATE,
                 PROMO_REDEMPTIONS,
+                API_REPLAYS,
             );
             dst.commit().map_err(db)?;
             Ok(())

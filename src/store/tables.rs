@@ -31,3 +31,5 @@ pub const BOT_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("bot_st
 /// (promocode, user) → (): who redeemed what, so a user redeems a code once.
 pub const PROMO_REDEMPTIONS: TableDefinition<(&str, i64), ()> =
     TableDefinition::new("promo_redemptions");
+/// Admin API `Idempotency-Key` → the stored request fingerprint and response (`ApiReplay`).
+pub const API_REPLAYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_replays");
