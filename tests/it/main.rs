@@ -2,6 +2,7 @@
 
 mod support;
 
+mod api_v1;
 mod bot_admin;
 mod bot_edges;
 mod bot_flows;
@@ -13,6 +14,7 @@ mod crash;
 mod fake_telegram_selftest;
 mod ledger_props;
 mod money;
+mod openapi;
 mod queue;
 mod uploads;
 mod worker;

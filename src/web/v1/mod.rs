@@ -202,6 +202,30 @@ struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        // Operation ids from method and path (handler names repeat across modules), and a
+        // description on every response (OpenAPI requires one).
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let slug: String = path
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.trim_matches(|c| c == '{' || c == '}')
+                        .replace(['.', '-'], "_")
+                })
+                .collect::<Vec<_>>()
+                .join("_");
+            for (method, op) in [("get", &mut item.get), ("post", &mut item.post)] {
+                let Some(op) = op else { continue };
+                op.operation_id = Some(format!("{method}_{slug}"));
+                for r in op.responses.responses.values_mut() {
+                    if let utoipa::openapi::RefOr::T(r) = r
+                        && r.description.is_empty()
+                    {
+                        r.description = "Success.".into();
+                    }
+                }
+            }
+        }
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "admin_token",
