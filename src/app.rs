@@ -59,6 +59,8 @@ pub struct App {
     /// Wakes the workers when a job was queued.
     pub jobs_changed: Arc<tokio::sync::Notify>,
     pub presets: PresetBook,
+    /// The watched folder's latest status, when one runs.
+    pub watch: crate::watch::WatchBoard,
 }
 
 /// The loaded presets; reloadable while running.
@@ -183,6 +185,7 @@ impl App {
                 media: Checker::new(Limits::default(), 2),
                 jobs_changed: Arc::new(tokio::sync::Notify::new()),
                 presets,
+                watch: Default::default(),
             },
             report,
         ))
@@ -261,6 +264,15 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = crate::worker::spawn_all(&app, stop_rx.clone());
     workers.push(tokio::spawn(crate::bot::run(app.clone(), stop_rx.clone())));
+    if let Some(w) = app.config.watch.clone() {
+        let every = std::time::Duration::from_secs(2);
+        workers.push(tokio::spawn(crate::watch::run(
+            app.clone(),
+            w,
+            every,
+            stop_rx.clone(),
+        )));
+    }
     workers.push(tokio::spawn(periodic(app.clone(), stop_rx)));
     let web_shutdown = async move {
         shutdown.await;

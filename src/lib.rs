@@ -14,5 +14,6 @@ pub mod ops;
 pub mod presets;
 pub mod queue;
 pub mod store;
+pub mod watch;
 pub mod web;
 pub mod worker;

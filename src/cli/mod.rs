@@ -8,6 +8,7 @@ mod logging;
 mod render;
 mod serve;
 mod target;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +47,9 @@ pub enum Command {
     Edit(edit::EditArgs),
     /// Check the config, ComfyUI backends, workflows, models and the bot token.
     Doctor,
+    /// Turn every image dropped into a folder into an edit (the service must be stopped; it
+    /// runs a watched folder itself with a [watch] config section).
+    Watch(watch::WatchArgs),
 }
 
 /// A failure to report on stderr; the message is already phrased for the operator.
@@ -69,6 +73,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Backup(args) => backup::run(&cli.config, args),
         Command::Edit(args) => edit::run(&cli.config, args),
         Command::Doctor => doctor::run(&cli.config),
+        Command::Watch(args) => watch::run(&cli.config, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -49,6 +49,19 @@ pub struct Config {
     pub queue: Queue,
     pub presets: Presets,
     pub log: Log,
+    /// A watched folder run by the service (`[watch]`).
+    pub watch: Option<Watch>,
+}
+
+/// A folder whose new images become jobs; results go to `out_dir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    pub in_dir: PathBuf,
+    pub out_dir: PathBuf,
+    pub preset: Option<String>,
+    pub prompt: Option<String>,
+    /// The user charged; when absent, jobs run free as the operator's watch user (id 0).
+    pub user: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

@@ -56,6 +56,17 @@ pub struct RawConfig {
     queue: RawQueue,
     presets: RawPresets,
     log: RawLog,
+    watch: Option<RawWatch>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatch {
+    in_dir: PathBuf,
+    out_dir: Option<PathBuf>,
+    preset: Option<String>,
+    prompt: Option<String>,
+    user: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -495,6 +506,28 @@ impl RawConfig {
             level: self.log.level,
             format,
         };
+        let watch = match self.watch {
+            None => None,
+            Some(w) => {
+                if w.preset.is_some() == w.prompt.is_some() {
+                    return Err(ConfigError::key(
+                        "watch.preset",
+                        "give exactly one of watch.preset and watch.prompt",
+                    ));
+                }
+                let in_dir = resolve(base, w.in_dir);
+                Some(super::Watch {
+                    out_dir: w
+                        .out_dir
+                        .map(|d| resolve(base, d))
+                        .unwrap_or_else(|| in_dir.join("edited")),
+                    in_dir,
+                    preset: w.preset,
+                    prompt: w.prompt,
+                    user: w.user,
+                })
+            }
+        };
         let presets = Presets {
             dir: resolve(base, self.presets.dir),
             extra_dir: self.presets.extra_dir.map(|d| resolve(base, d)),
@@ -508,6 +541,7 @@ impl RawConfig {
             queue,
             presets,
             log,
+            watch,
         })
     }
 }

@@ -29,6 +29,11 @@ pub use operator::{
     payment, promo_page, reload_presets, retry_job, set_draining, store_input, user_row,
 };
 pub use page::PageRequest;
+
+/// The watched folder's latest status, when one runs in this process.
+pub fn watch_status(app: &crate::app::App) -> Option<crate::watch::WatchStatus> {
+    app.watch.get()
+}
 pub use payments::{
     Order, Refusal, create_stars_order, credit_stars, payment_history, pre_checkout,
 };

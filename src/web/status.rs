@@ -27,6 +27,8 @@ pub struct StatusReport {
     pub users: u64,
     pub store_bytes: u64,
     pub queue_bytes: u64,
+    /// The watched folder's batch, when one runs.
+    pub watch: Option<crate::watch::WatchStatus>,
 }
 
 pub fn status_report(app: &App) -> StatusReport {
@@ -49,6 +51,7 @@ pub fn status_report(app: &App) -> StatusReport {
         users: app.store.user_count().unwrap_or(0),
         store_bytes: app.store.file_size(),
         queue_bytes: app.queue.disk_space(),
+        watch: crate::ops::watch_status(app),
     }
 }
 

@@ -17,5 +17,6 @@ mod money;
 mod openapi;
 mod queue;
 mod uploads;
+mod watch;
 mod worker;
 mod workflows;

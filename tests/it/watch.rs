@@ -1,0 +1,252 @@
+//! The watched folder against a fake ComfyUI: the app runs its workers; the watcher is driven
+//! scan by scan (no timers, no sleeps), as `watch::run` would on its interval.
+
+use std::path::Path;
+
+use qwenedit::app::Clock;
+use qwenedit::config::Watch;
+use qwenedit::domain::JobId;
+use qwenedit::watch::{Entry, Watcher};
+use qwenedit::worker::JobEventKind;
+
+use crate::support::app::{TestApp, png};
+use crate::support::fake_comfy::{Behavior, FakeComfy};
+
+fn jpeg(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, _| image::Rgb([x as u8, 80, 160]));
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(
+            &mut std::io::Cursor::new(&mut out),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    out
+}
+
+fn cfg(root: &Path) -> Watch {
+    let in_dir = root.join("in");
+    std::fs::create_dir_all(&in_dir).unwrap();
+    Watch {
+        out_dir: root.join("out"),
+        in_dir,
+        preset: Some("anime".into()),
+        prompt: None,
+        user: None,
+    }
+}
+
+/// Waits for the jobs of `names` still running (a fast job may be collected already).
+async fn finish(t: &mut TestApp, w: &Watcher, names: &[&str]) {
+    for name in names {
+        match w.entry(name) {
+            Some(Entry::Submitted { job, .. }) => {
+                let job: JobId = job.parse().unwrap();
+                assert!(matches!(
+                    t.wait_done(job).await,
+                    JobEventKind::Succeeded { .. }
+                ));
+            }
+            Some(Entry::Done { .. }) => {}
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
+
+fn job_of(w: &Watcher, name: &str) -> JobId {
+    match w.entry(name) {
+        Some(Entry::Submitted { job, .. }) => job.parse().unwrap(),
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_images_become_results_and_half_written_and_bad_files_do_not() {
+    let comfy = FakeComfy::start().await;
+    let mut t = TestApp::start(&[comfy.url()], "").await;
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    let mut w = Watcher::open(t.app.clone(), c.clone()).unwrap();
+
+    std::fs::write(c.in_dir.join("photo.jpg"), jpeg(64, 48)).unwrap();
+    std::fs::write(c.in_dir.join("photo.png"), png(64, 48)).unwrap();
+    std::fs::write(c.in_dir.join("notes.txt"), "not an image").unwrap();
+    std::fs::write(c.in_dir.join(".hidden.png"), png(8, 8)).unwrap();
+    let whole = png(80, 60);
+    std::fs::write(c.in_dir.join("slow.png"), &whole[..whole.len() / 2]).unwrap();
+    let s = w.scan().unwrap();
+    assert_eq!(
+        (s.waiting, s.running),
+        (4, 0),
+        "nothing is taken on first sight"
+    );
+
+    // The copy of slow.png goes on; the others are stable.
+    std::fs::write(c.in_dir.join("slow.png"), &whole[..whole.len() * 3 / 4]).unwrap();
+    let s = w.scan().unwrap();
+    assert_eq!(
+        (s.waiting, s.running + s.done, s.failed),
+        (1, 2, 1),
+        "{s:?}"
+    );
+    assert!(matches!(w.entry("slow.png"), Some(Entry::Seen { .. })));
+    let reason = std::fs::read_to_string(c.out_dir.join("failed/notes.txt.txt")).unwrap();
+    assert!(reason.starts_with("not a usable image"), "{reason}");
+    assert!(
+        c.out_dir.join("failed/notes.txt").exists(),
+        "the input is kept with its reason"
+    );
+
+    std::fs::write(c.in_dir.join("slow.png"), &whole).unwrap();
+    w.scan().unwrap();
+    assert!(
+        matches!(w.entry("slow.png"), Some(Entry::Seen { .. })),
+        "changed again"
+    );
+    w.scan().unwrap();
+    finish(&mut t, &w, &["photo.jpg", "photo.png", "slow.png"]).await;
+    // A file dropped while the batch runs joins it.
+    std::fs::write(c.in_dir.join("late.webp.part"), png(10, 10)).unwrap();
+    std::fs::rename(c.in_dir.join("late.webp.part"), c.in_dir.join("late.png")).unwrap();
+    let s = w.scan().unwrap();
+    assert_eq!((s.done, s.failed, s.waiting), (3, 1, 1), "{s:?}");
+    w.scan().unwrap();
+    finish(&mut t, &w, &["late.png"]).await;
+    let s = w.scan().unwrap();
+    assert_eq!((s.done, s.failed, s.running, s.waiting), (4, 1, 0, 0));
+
+    let mut outputs: Vec<String> = std::fs::read_dir(&c.out_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".png"))
+        .collect();
+    outputs.sort();
+    // Whichever photo finished first is `photo.edited.png`; the other keeps its extension.
+    let other = if outputs.contains(&"photo.jpg.edited.png".to_string()) {
+        "photo.jpg.edited.png"
+    } else {
+        "photo.png.edited.png"
+    };
+    let mut expected = vec![
+        "late.edited.png",
+        "photo.edited.png",
+        other,
+        "slow.edited.png",
+    ];
+    expected.sort();
+    assert_eq!(outputs, expected, "same stems never overwrite each other");
+    for o in &outputs {
+        let bytes = std::fs::read(c.out_dir.join(o)).unwrap();
+        assert!(image::load_from_memory(&bytes).is_ok());
+    }
+    assert_eq!(comfy.prompts().len(), 4);
+    // Free: the watch user is unlimited.
+    assert_eq!(t.balance(qwenedit::domain::UserId::new(0)), 0);
+    let again = w.scan().unwrap();
+    assert_eq!(again.done, 4, "nothing is taken twice");
+    assert_eq!(comfy.prompts().len(), 4);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_in_the_middle_of_a_batch_submits_nothing_twice() {
+    let comfy = FakeComfy::start().await;
+    comfy.set_down(true);
+    let t = TestApp::start(&[comfy.url()], "").await;
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    let mut w = Watcher::open(t.app.clone(), c.clone()).unwrap();
+    for name in ["a.png", "b.png"] {
+        std::fs::write(c.in_dir.join(name), png(30, 30)).unwrap();
+    }
+    w.scan().unwrap();
+    std::fs::write(c.in_dir.join("c.png"), png(30, 30)).unwrap();
+    w.scan().unwrap();
+    let a = job_of(&w, "a.png");
+    let b = job_of(&w, "b.png");
+    assert!(matches!(w.entry("c.png"), Some(Entry::Seen { .. })));
+    drop(w);
+    let config = t.dir.path().join("config.toml");
+    let dir = t.stop().await;
+
+    // The service comes back (ComfyUI too); the watcher reads its state file.
+    comfy.set_down(false);
+    let mut t = TestApp::start_in(dir, &config, Clock::System).await;
+    let mut w = Watcher::open(t.app.clone(), c.clone()).unwrap();
+    assert_eq!(job_of(&w, "a.png"), a);
+    w.scan().unwrap();
+    let cj = job_of(&w, "c.png");
+    for job in [a, b, cj] {
+        assert!(matches!(
+            t.wait_done(job).await,
+            JobEventKind::Succeeded { .. }
+        ));
+    }
+    let s = w.scan().unwrap();
+    assert_eq!((s.done, s.running, s.waiting), (3, 0, 0));
+    let mut ids: Vec<String> = comfy.prompts().into_iter().map(|p| p.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "one job per file");
+    let active = t
+        .app
+        .queue
+        .recent_for_user(qwenedit::domain::UserId::new(0), 100)
+        .unwrap();
+    assert_eq!(active.len(), 3);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comfyui_failure_lands_in_failed_with_its_reason() {
+    let comfy = FakeComfy::start().await;
+    comfy.set_default(Behavior::ExecutionError);
+    let mut t = TestApp::start(&[comfy.url()], "").await;
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    let mut w = Watcher::open(t.app.clone(), c.clone()).unwrap();
+    std::fs::write(c.in_dir.join("cat.png"), png(30, 30)).unwrap();
+    w.scan().unwrap();
+    w.scan().unwrap();
+    let job = job_of(&w, "cat.png");
+    assert!(matches!(
+        t.wait_done(job).await,
+        JobEventKind::Failed { .. }
+    ));
+    let s = w.scan().unwrap();
+    assert_eq!(s.failed, 1);
+    assert_eq!(s.recent_failures[0].0, "cat.png");
+    assert!(c.out_dir.join("failed/cat.png").exists());
+    let reason = std::fs::read_to_string(c.out_dir.join("failed/cat.png.txt")).unwrap();
+    assert!(reason.starts_with("the edit failed"), "{reason}");
+    assert!(!c.out_dir.join("cat.edited.png").exists());
+    t.app.watch.set(s);
+    let status = qwenedit::web::status_report(&t.app);
+    assert_eq!(
+        status.watch.unwrap().failed,
+        1,
+        "the batch is on /api/status"
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_folder_or_preset_is_refused_at_start() {
+    let t = TestApp::start(&["http://127.0.0.1:9".parse().unwrap()], "").await;
+    let root = tempfile::tempdir().unwrap();
+    let mut c = cfg(root.path());
+    c.preset = Some("no-such-preset".into());
+    let e = Watcher::open(t.app.clone(), c.clone()).err().unwrap();
+    assert_eq!(e.to_string(), "unknown preset \"no-such-preset\"");
+    c.preset = Some("anime".into());
+    c.in_dir = root.path().join("missing");
+    assert!(
+        Watcher::open(t.app.clone(), c)
+            .err()
+            .unwrap()
+            .to_string()
+            .ends_with("is not a folder")
+    );
+    t.stop().await;
+}
