@@ -61,6 +61,8 @@ pub struct App {
     pub presets: PresetBook,
     /// The watched folder's latest status, when one runs.
     pub watch: crate::watch::WatchBoard,
+    /// Telegram for `ops` (Stars refunds and transactions, notices); `None` without a bot token.
+    pub telegram: Option<Arc<dyn crate::ops::Telegram>>,
 }
 
 /// The loaded presets; reloadable while running.
@@ -172,6 +174,7 @@ impl App {
         let workflows = Workflows::load(&config)?;
         let presets = PresetBook::load(&config)?;
         let backends = Backends::new(&config.comfyui.backends, std::time::Duration::from_secs(60));
+        let telegram = crate::bot::gateway(&config, &store);
         Ok((
             Self {
                 config: Arc::new(config),
@@ -186,6 +189,7 @@ impl App {
                 jobs_changed: Arc::new(tokio::sync::Notify::new()),
                 presets,
                 watch: Default::default(),
+                telegram,
             },
             report,
         ))
@@ -285,7 +289,8 @@ pub async fn run(
     served
 }
 
-/// Background duties on a timer: the weekly bonus (catching up after downtime at start).
+/// Background duties on a timer: the weekly bonus with its notices (catching up after downtime
+/// at start) and the Stars reconciliation.
 async fn periodic(app: App, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
@@ -296,9 +301,10 @@ async fn periodic(app: App, mut stop: tokio::sync::watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
-        match app.blocking(crate::ops::weekly_bonus).await {
+        match crate::ops::weekly_task(&app).await {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "weekly bonus failed"),
         }
+        crate::ops::stars_task(&app).await;
     }
 }

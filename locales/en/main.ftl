@@ -131,7 +131,7 @@ balance = You have { points }.
 lang-set = Language: English.
 
 help-support = Support: { $support }
-profile-test = 🧪 Test mode: nothing is charged.
+profile-test = 🧪 Test mode: edits are free right now.
 help = How it works:
     1. Send a photo (or two, for try-on and combining).
     2. Pick a style or write what to change.
@@ -162,3 +162,38 @@ admin-unknown-user = User { $user } not found.
 admin-banned = User { $user } is banned.
 admin-unbanned = User { $user } is unbanned.
 broadcast-report = Broadcast finished: delivered { $sent }, failed { $failed }.
+
+topup-title = 💳 Top up
+    Balance: { points }.
+    Choose a pack — you pay with Telegram Stars ⭐. Bonus points come with the pack.
+topup-off = Top-ups are not available right now. Please check back later.
+topup-rate-limited = Too many invoices in a minute. Please wait a little and try again.
+pack-points = { points }
+pack-points-bonus = { $n } + { $bonus } bonus points
+pack-stars = { $what } — { $stars } ⭐
+invoice-description = { points } for photo edits in the bot. Credited right after payment.
+invoice-description-bonus = { $total } points for photo edits in the bot: { $n } + { $bonus } bonus. Credited right after payment.
+checkout-unknown = This invoice was not found. Open Top up in your profile and choose a pack again.
+checkout-stale = This invoice has expired or is already paid. Open Top up in your profile and choose a pack again.
+checkout-mismatch = The amount does not match the invoice. Open Top up in your profile and choose a pack again.
+checkout-off = Top-ups are not available right now. No Stars were charged.
+payment-credited = ✅ Payment received: +{ points }. Balance: { $balance }.
+payment-unmatched = Your payment arrived, but we could not match it to an invoice. Please contact support — we will sort it out.
+payments-title = 🧾 Payments:
+paid-stars = { $n } ⭐
+paid-rub = { $rub } ₽
+payment-pending = awaiting payment
+payment-canceled = canceled
+payment-refunded = refunded
+promo-ok = 🎉 Promo code accepted: +{ points }. Balance: { $balance }.
+promo-unknown = There is no such promo code. Please check for typos.
+promo-used-up = This promo code has been used up.
+promo-expired = This promo code has expired.
+promo-already = You have already used this promo code.
+weekly-notice = 🎁 Weekly bonus: +{ points }. Balance: { $balance }.
+btn-notices-off = 🔕 Stop these notices
+btn-notices-on = 🔔 Bonus notices: on
+btn-notices-off-state = 🔕 Bonus notices: off
+notices-stopped = No more weekly bonus notices. You can turn them back on in your profile.
+admin-refund = Refunded { $stars } ⭐ to user { $user }; took back { points } ({ $debt } of them as debt). Balance: { $balance }.
+admin-refund-already = This payment was refunded before. User { $user } has { $balance }.

@@ -15,7 +15,7 @@ const BROADCAST_EVERY: Duration = Duration::from_millis(40);
 pub fn is_admin_command(name: &str) -> bool {
     matches!(
         name,
-        "stats" | "user" | "topup" | "ban" | "unban" | "broadcast" | "job"
+        "stats" | "user" | "topup" | "ban" | "unban" | "broadcast" | "job" | "refund"
     )
 }
 
@@ -137,6 +137,26 @@ pub async fn command(ctx: &Ctx, name: &str, args: &str) {
                     r.price(),
                     r.backend.as_deref().unwrap_or("-"),
                     r.last_error.as_deref().unwrap_or("-")
+                ),
+                Err(e) => e.to_string(),
+            },
+        },
+        "refund" => match words.first() {
+            None => usage("/refund <telegram payment charge id>"),
+            Some(charge) => match ops::refund_stars(&app, charge).await {
+                Ok(o) if o.already => ctx.tr(
+                    "admin-refund-already",
+                    &[("user", o.user.into()), ("balance", o.balance.into())],
+                ),
+                Ok(o) => ctx.tr(
+                    "admin-refund",
+                    &[
+                        ("user", o.user.into()),
+                        ("stars", (o.stars as i64).into()),
+                        ("n", o.points.into()),
+                        ("debt", o.debt.into()),
+                        ("balance", o.balance.into()),
+                    ],
                 ),
                 Err(e) => e.to_string(),
             },

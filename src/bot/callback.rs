@@ -55,6 +55,16 @@ pub enum Callback {
     SetLang {
         lang: Lang,
     },
+    /// Buy pack `pack` (0-based, as in `billing.packs`) with Telegram Stars.
+    StarsPack {
+        pack: u8,
+    },
+    /// Weekly bonus notices on or off (the profile's switch).
+    WeeklyNotices {
+        on: bool,
+    },
+    /// "No more of these" under a weekly bonus notice.
+    StopNotices,
 }
 
 pub const MAX_LEN: usize = 64;
@@ -84,6 +94,9 @@ impl Callback {
             Callback::Promo => "promo".into(),
             Callback::TopUp => "top".into(),
             Callback::SetLang { lang } => format!("l:{}", lang.code()),
+            Callback::StarsPack { pack } => format!("xtr:{pack}"),
+            Callback::WeeklyNotices { on } => format!("wn:{}", u8::from(*on)),
+            Callback::StopNotices => "wn:stop".into(),
         }
     }
 
@@ -127,6 +140,12 @@ impl Callback {
             ("l", code) => Callback::SetLang {
                 lang: Lang::parse(code)?,
             },
+            ("xtr", n) => Callback::StarsPack {
+                pack: n.parse().ok()?,
+            },
+            ("wn", "0") => Callback::WeeklyNotices { on: false },
+            ("wn", "1") => Callback::WeeklyNotices { on: true },
+            ("wn", "stop") => Callback::StopNotices,
             _ => return None,
         })
     }
@@ -163,6 +182,10 @@ mod tests {
             Callback::TopUp,
             Callback::SetLang { lang: Lang::Ru },
             Callback::SetLang { lang: Lang::En },
+            Callback::StarsPack { pack: u8::MAX },
+            Callback::WeeklyNotices { on: false },
+            Callback::WeeklyNotices { on: true },
+            Callback::StopNotices,
         ];
         for category in Category::ALL {
             v.push(Callback::Category {
@@ -201,6 +224,9 @@ mod tests {
             "ok:x",
             "cj:not-a-job",
             "l:de",
+            "xtr:",
+            "xtr:256",
+            "wn:2",
             "m:extra",
             &"m".repeat(65),
         ] {

@@ -31,6 +31,8 @@ pub enum Step {
     AwaitPrompt { photos: Vec<String> },
     /// The confirm card is shown; only its nonce confirms.
     Confirming { draft: Draft, nonce: u32 },
+    /// Profile → Promo code was pressed: the next text is the code.
+    AwaitPromo,
 }
 
 /// Photos of an album being collected (debounced).
@@ -78,7 +80,7 @@ impl Dialog {
             Step::HavePhotos { photos } | Step::AwaitPrompt { photos } => photos.clone(),
             Step::AwaitPhotos { got, .. } => got.clone(),
             Step::Confirming { draft, .. } => draft.photos.clone(),
-            Step::Idle => Vec::new(),
+            Step::Idle | Step::AwaitPromo => Vec::new(),
         }
     }
 }

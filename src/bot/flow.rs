@@ -118,6 +118,7 @@ pub async fn two_photos(ctx: &Ctx) {
 pub async fn text(ctx: &Ctx, text: &str) {
     let d = ctx.dialog();
     match &d.step {
+        Step::AwaitPromo => super::promo::redeem(ctx, text).await,
         Step::AwaitPrompt { photos } | Step::HavePhotos { photos } => {
             let photos = photos.clone();
             if let Some(prompt) = check_prompt(ctx, text).await {

@@ -7,8 +7,10 @@ use super::flood::Verdict;
 use super::flow;
 use super::incoming::{Incoming, Input};
 use super::keyboards;
+use super::payments;
 use super::photos;
 use super::profile;
+use super::promo;
 use super::texts::Lang;
 use crate::domain::UserId;
 use crate::ops;
@@ -93,6 +95,17 @@ async fn update(s: &Shared, inc: Incoming) {
     ) else {
         return;
     };
+    // Money first: a payment Telegram has taken is credited whatever the guards below say.
+    if let Input::SuccessfulPayment {
+        payload,
+        currency,
+        total,
+        charge_id,
+    } = inc.input
+    {
+        payments::successful(&ctx, payload, currency, total, charge_id).await;
+        return;
+    }
     let callback_id = match &inc.input {
         Input::Callback { id, .. } => Some(id.clone()),
         _ => None,
@@ -161,10 +174,8 @@ async fn update(s: &Shared, inc: Incoming) {
                 }
             }
         }
-        // Payments come with the money issue; nothing to do with them yet.
-        Input::PreCheckout { .. } | Input::SuccessfulPayment { .. } => {
-            tracing::warn!(user = %ctx.user, "payment update while payments are off");
-        }
+        // Both are handled before: pre-checkouts by the poller, payments above.
+        Input::PreCheckout { .. } | Input::SuccessfulPayment { .. } => {}
         Input::Other => {
             ctx.say(
                 &ctx.t("unknown-input"),
@@ -223,6 +234,12 @@ async fn start(ctx: &mut Ctx, created: bool) {
 
 /// A main-menu entry, from the reply keyboard or a button; works in any state.
 async fn menu(ctx: &mut Ctx, entry: &str, message: Option<i32>) {
+    let d = ctx.dialog();
+    if d.step == super::dialog::Step::AwaitPromo {
+        let mut d = d;
+        d.step = Default::default();
+        ctx.save(d);
+    }
     match entry {
         "menu-styles" => flow::categories(ctx, message).await,
         "menu-own" => flow::own_prompt(ctx).await,
@@ -262,7 +279,10 @@ async fn callback(ctx: &mut Ctx, cb: Callback, message: Option<i32>) {
         Callback::Recent => profile::recent(ctx).await,
         Callback::Payments => profile::payments(ctx).await,
         Callback::SetLang { lang } => profile::set_lang(ctx, lang).await,
-        // Top-up packs and promocodes come with the money issue; until then the support contact.
-        Callback::TopUp | Callback::Promo => profile::help(ctx, None).await,
+        Callback::TopUp => payments::screen(ctx, None).await,
+        Callback::StarsPack { pack } => payments::buy(ctx, pack).await,
+        Callback::Promo => promo::ask(ctx).await,
+        Callback::WeeklyNotices { on } => profile::set_notices(ctx, on, message).await,
+        Callback::StopNotices => profile::set_notices(ctx, false, None).await,
     }
 }

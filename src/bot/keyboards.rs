@@ -189,16 +189,82 @@ pub fn result(t: &Texts, lang: Lang, job: JobId) -> Markup {
     ])
 }
 
-pub fn profile(t: &Texts, lang: Lang) -> Markup {
+/// `notices`: whether the weekly bonus notice is on (the button switches it).
+pub fn profile(t: &Texts, lang: Lang, notices: bool) -> Markup {
+    let notices = if notices {
+        (
+            t.t(lang, "btn-notices-on"),
+            Callback::WeeklyNotices { on: false },
+        )
+    } else {
+        (
+            t.t(lang, "btn-notices-off-state"),
+            Callback::WeeklyNotices { on: true },
+        )
+    };
     Markup::Inline(vec![
+        vec![
+            (t.t(lang, "btn-topup"), Callback::TopUp),
+            (t.t(lang, "btn-promo"), Callback::Promo),
+        ],
         vec![
             (t.t(lang, "btn-recent"), Callback::Recent),
             (t.t(lang, "btn-payments"), Callback::Payments),
         ],
+        vec![notices],
         vec![(
             t.t(lang, "btn-lang"),
             Callback::SetLang { lang: lang.other() },
         )],
         vec![(t.t(lang, "menu-back"), Callback::Menu)],
     ])
+}
+
+/// "100 points" or "300 + 30 bonus points": a pack as the user sees it (button, invoice title).
+pub fn pack_points(t: &Texts, lang: Lang, points: u32, bonus: u32) -> String {
+    if bonus == 0 {
+        t.get(lang, "pack-points", &[("n", points.into())])
+    } else {
+        t.get(
+            lang,
+            "pack-points-bonus",
+            &[("n", points.into()), ("bonus", bonus.into())],
+        )
+    }
+}
+
+/// One row per pack, paid with Stars. Other ways to pay add their own rows (see `topup`).
+pub fn stars_pack_rows(
+    t: &Texts,
+    lang: Lang,
+    packs: &[crate::config::Pack],
+) -> Vec<Vec<(String, Callback)>> {
+    packs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some((u8::try_from(i).ok()?, p)))
+        .map(|(i, p)| {
+            vec![(
+                t.get(
+                    lang,
+                    "pack-stars",
+                    &[
+                        (
+                            "what",
+                            pack_points(t, lang, p.points, p.bonus).as_str().into(),
+                        ),
+                        ("stars", p.stars.into()),
+                    ],
+                ),
+                Callback::StarsPack { pack: i },
+            )]
+        })
+        .collect()
+}
+
+/// The top-up screen's buttons: the packs' rows, then back to the menu.
+pub fn topup(t: &Texts, lang: Lang, packs: &[crate::config::Pack]) -> Markup {
+    let mut rows = stars_pack_rows(t, lang, packs);
+    rows.push(vec![(t.t(lang, "menu-back"), Callback::Menu)]);
+    Markup::Inline(rows)
 }

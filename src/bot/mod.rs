@@ -12,11 +12,15 @@ mod delivery;
 mod dialog;
 mod flood;
 mod flow;
+mod gateway;
 mod handle;
 mod incoming;
 mod keyboards;
+mod payments;
 mod photos;
+mod prefs;
 mod profile;
+mod promo;
 mod texts;
 mod tg;
 
@@ -26,6 +30,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 pub use callback::Callback;
+pub use gateway::gateway;
 pub use texts::{Lang, Texts};
 
 use crate::app::App;
@@ -84,6 +89,7 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
         .set(senders.iter().map(|tx| tx.downgrade()).collect());
     let delivery = tokio::spawn(delivery::run(shared.clone(), stop.clone()));
 
+    let mut checkouts = tokio::task::JoinSet::new();
     let mut offset = load_offset(&app);
     let mut failures = 0u32;
     loop {
@@ -104,6 +110,10 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
                     }
                     offset = id + 1;
                     match Incoming::parse(&update) {
+                        // Answered at once on its own task: Telegram waits only 10 s.
+                        Some(inc) if matches!(inc.input, incoming::Input::PreCheckout { .. }) => {
+                            checkouts.spawn(payments::pre_checkout(shared.clone(), inc));
+                        }
                         Some(inc) => {
                             let lane = lane_of(inc.chat);
                             if senders[lane].send(Work::Update(inc)).await.is_err() {
@@ -114,6 +124,7 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
                     }
                 }
                 save_offset(&app, offset);
+                while checkouts.try_join_next().is_some() {}
             }
             Err(e) => {
                 failures += 1;
@@ -126,6 +137,7 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
             }
         }
     }
+    while checkouts.join_next().await.is_some() {}
     drop(senders);
     drop(shared);
     for lane in lanes {

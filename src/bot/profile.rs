@@ -4,9 +4,12 @@ use super::callback::Callback;
 use super::ctx::Ctx;
 use super::delivery;
 use super::keyboards;
+use super::prefs::Prefs;
 use super::texts::Lang;
 use super::tg::Markup;
-use crate::domain::{JobId, JobState, Reason};
+use crate::domain::{JobId, JobState};
+use crate::ops;
+use crate::store::{PaymentStatus, Rail};
 
 pub async fn profile(ctx: &Ctx, message: Option<i32>) {
     let app = ctx.app();
@@ -36,8 +39,36 @@ pub async fn profile(ctx: &Ctx, message: Option<i32>) {
         text.push('\n');
         text.push_str(&ctx.t("profile-test"));
     }
-    ctx.edit_or_say(message, &text, keyboards::profile(&ctx.s.texts, ctx.lang))
-        .await;
+    let notices = Prefs::load(&app.store, ctx.user)
+        .map(|p| p.weekly_notices)
+        .unwrap_or(true);
+    ctx.edit_or_say(
+        message,
+        &text,
+        keyboards::profile(&ctx.s.texts, ctx.lang, notices),
+    )
+    .await;
+}
+
+/// Switches the weekly bonus notice on or off. From the profile (`message`), the profile is
+/// redrawn with the new button; from a notice, a short confirmation is sent.
+pub async fn set_notices(ctx: &Ctx, on: bool, message: Option<i32>) {
+    let store = &ctx.app().store;
+    let saved = Prefs::load(store, ctx.user).and_then(|mut p| {
+        p.weekly_notices = on;
+        p.save(store, ctx.user)
+    });
+    if let Err(e) = saved {
+        tracing::error!(user = %ctx.user, error = %e, "cannot save the notice setting");
+        ctx.say(&ctx.t("error-generic"), Default::default()).await;
+        return;
+    }
+    match message {
+        Some(m) => profile(ctx, Some(m)).await,
+        None => {
+            ctx.say(&ctx.t("notices-stopped"), Default::default()).await;
+        }
+    }
 }
 
 pub async fn balance(ctx: &Ctx) {
@@ -122,31 +153,45 @@ pub async fn result(ctx: &Ctx, job: JobId, as_file: bool) {
     }
 }
 
+/// Payment history, both rails (Stars and YooKassa), newest first.
 pub async fn payments(ctx: &Ctx) {
-    let entries = ctx
+    let user = ctx.user;
+    let history = ctx
         .app()
-        .store
-        .ledger_tail(ctx.user, 200)
+        .blocking(move |a| ops::payment_history(a, user))
+        .await
         .unwrap_or_default();
-    let lines: Vec<String> = entries
+    let lines: Vec<String> = history
         .iter()
-        .filter(|e| e.reason == Reason::Payment)
         .take(20)
-        .map(|e| {
-            let date = jiff::Timestamp::from_millisecond(e.at_ms)
+        .map(|p| {
+            let date = jiff::Timestamp::from_millisecond(p.created_ms)
                 .map(|t| t.strftime("%d.%m.%Y").to_string())
                 .unwrap_or_default();
+            let paid = match p.rail {
+                Rail::Stars => ctx.tr("paid-stars", &[("n", (p.amount as i64).into())]),
+                Rail::YooKassa => {
+                    let rub = format!("{}.{:02}", p.amount / 100, p.amount % 100);
+                    let rub = rub.strip_suffix(".00").unwrap_or(&rub).to_string();
+                    ctx.tr("paid-rub", &[("rub", rub.as_str().into())])
+                }
+            };
+            let status = match p.status {
+                PaymentStatus::Succeeded => String::new(),
+                PaymentStatus::Pending => format!(" ({})", ctx.t("payment-pending")),
+                PaymentStatus::Canceled => format!(" ({})", ctx.t("payment-canceled")),
+                PaymentStatus::Refunded => format!(" ({})", ctx.t("payment-refunded")),
+            };
             format!(
-                "{date}  +{}  {}",
-                e.delta,
-                e.reference.as_deref().unwrap_or("")
+                "{date}  {paid} → {}{status}",
+                ctx.points("points", i64::from(p.points))
             )
         })
         .collect();
     let text = if lines.is_empty() {
         ctx.t("payments-empty")
     } else {
-        lines.join("\n")
+        format!("{}\n{}", ctx.t("payments-title"), lines.join("\n"))
     };
     ctx.say(&text, keyboards::inline_menu(&ctx.s.texts, ctx.lang))
         .await;

@@ -251,6 +251,11 @@ mod tests {
                         ("support", "@help".into()),
                         ("backends", "B".into()),
                         ("usage", "U".into()),
+                        ("bonus", 30.into()),
+                        ("stars", 140.into()),
+                        ("total", 330.into()),
+                        ("rub", "279".into()),
+                        ("debt", 0.into()),
                     ],
                 );
                 assert!(!text.is_empty(), "{id} ({lang:?}) is empty");

@@ -61,6 +61,20 @@ impl Markup {
     }
 }
 
+/// A Stars invoice as the bot words it.
+#[derive(Clone, Debug)]
+pub struct Invoice {
+    /// 1–32 characters.
+    pub title: String,
+    /// 1–255 characters.
+    pub description: String,
+    /// Our order id (1–128 bytes).
+    pub payload: String,
+    /// The price item's label.
+    pub label: String,
+    pub stars: u32,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TgError {
     #[error("flood control: retry after {0:?}")]
@@ -298,6 +312,98 @@ impl Tg {
             req = req.language_code(l);
         }
         req.await.map(drop).map_err(|e| self.error(e))
+    }
+
+    /// A Stars invoice (`XTR`, no provider token, one price item).
+    pub async fn send_invoice(&self, chat: i64, invoice: &Invoice) -> Result<i32, TgError> {
+        use teloxide::payloads::SendInvoiceSetters;
+        use teloxide::types::LabeledPrice;
+        let msg = self
+            .with_retry(|| {
+                self.bot
+                    .send_invoice(
+                        ChatId(chat),
+                        invoice.title.clone(),
+                        invoice.description.clone(),
+                        invoice.payload.clone(),
+                        "XTR",
+                        [LabeledPrice::new(invoice.label.clone(), invoice.stars)],
+                    )
+                    .provider_token("")
+            })
+            .await?;
+        Ok(msg.id.0)
+    }
+
+    /// `answerPreCheckoutQuery`: ok, or refused with a reason the user sees.
+    pub async fn answer_pre_checkout(
+        &self,
+        id: &str,
+        refusal: Option<&str>,
+    ) -> Result<(), TgError> {
+        use teloxide::payloads::AnswerPreCheckoutQuerySetters;
+        use teloxide::types::PreCheckoutQueryId;
+        let mut req = self
+            .bot
+            .answer_pre_checkout_query(PreCheckoutQueryId(id.to_string()), refusal.is_none());
+        if let Some(reason) = refusal {
+            req = req.error_message(reason);
+        }
+        req.await.map(drop).map_err(|e| self.error(e))
+    }
+
+    /// `refundStarPayment`.
+    pub async fn refund_star_payment(&self, user: i64, charge_id: &str) -> Result<(), TgError> {
+        use teloxide::types::{TelegramTransactionId, UserId};
+        self.bot
+            .refund_star_payment(
+                UserId(user as u64),
+                TelegramTransactionId(charge_id.to_string()),
+            )
+            .await
+            .map(drop)
+            .map_err(|e| self.error(e))
+    }
+
+    /// `getStarTransactions` as raw JSON: teloxide's types fail on transaction partners newer
+    /// than its Bot API version, and reconciliation must read whatever Telegram lists.
+    pub async fn star_transactions(
+        &self,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<serde_json::Value>, TgError> {
+        let mut url = self.bot.api_url();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments
+                .pop_if_empty()
+                .push(&format!("bot{}", self.token.expose_secret()))
+                .push("getStarTransactions");
+        }
+        let redact = |s: String| s.replace(self.token.expose_secret(), "<token>");
+        let resp = self
+            .bot
+            .client()
+            .post(url)
+            .json(&serde_json::json!({ "offset": offset, "limit": limit }))
+            .send()
+            .await
+            .map_err(|e| TgError::Network(redact(e.without_url().to_string())))?;
+        let body: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|e| TgError::Network(redact(e.without_url().to_string())))?;
+        if body.get("ok").and_then(serde_json::Value::as_bool) != Some(true) {
+            let description = body
+                .get("description")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("no description");
+            return Err(TgError::Api(redact(description.to_string())));
+        }
+        Ok(body
+            .pointer("/result/transactions")
+            .and_then(serde_json::Value::as_array)
+            .cloned()
+            .unwrap_or_default())
     }
 
     pub async fn delete_webhook(&self) -> Result<(), TgError> {

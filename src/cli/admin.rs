@@ -24,6 +24,11 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: PromoCommand,
     },
+    /// Refund a Telegram Stars payment (refundStarPayment) and take its points back once.
+    RefundStars {
+        /// The payment's telegram_payment_charge_id (see `admin user`).
+        charge_id: String,
+    },
     /// Ledger checks.
     Ledger {
         /// Recompute every balance from the ledger and report differences.
@@ -150,6 +155,18 @@ pub fn run(config_path: &Path, command: AdminCommand) -> Result<(), CliError> {
             print!("{}", render::user(&view));
         }
         AdminCommand::Promo { command } => promo(config, command)?,
+        AdminCommand::RefundStars { charge_id } => {
+            let outcome: ops::RefundOutcome = match connect(config)? {
+                Target::Direct(app) => tokio::runtime::Runtime::new()?
+                    .block_on(ops::refund_stars(&app, &charge_id))
+                    .map_err(ops_error)?,
+                Target::Daemon(d) => d.post(
+                    "/payments/stars/refund",
+                    &serde_json::json!({ "charge_id": charge_id }),
+                )?,
+            };
+            print!("{}", render::refund(&outcome));
+        }
         AdminCommand::Ledger { verify } => {
             if !verify {
                 return Err(CliError(

@@ -110,6 +110,13 @@ pub fn ledger_check(c: &LedgerCheck) -> String {
         "checked {} users and {} ledger entries",
         c.users, c.entries
     );
+    for (user, balance) in &c.debts {
+        let _ = writeln!(
+            s,
+            "user {user} owes {} points (a refund of points already spent)",
+            -balance
+        );
+    }
     if c.is_consistent() {
         let _ = writeln!(s, "ok: every balance equals the sum of its entries");
         return s;
@@ -155,5 +162,23 @@ pub fn promos(codes: &[PromoView]) -> String {
             c.code, c.points, c.used, c.uses, expires
         );
     }
+    s
+}
+
+pub fn refund(o: &crate::ops::RefundOutcome) -> String {
+    if o.already {
+        return format!(
+            "charge {} was refunded before: nothing changed; user {} has {} points\n",
+            o.charge_id, o.user, o.balance
+        );
+    }
+    let mut s = format!(
+        "refunded {} Stars to user {} (charge {}); took back {} points",
+        o.stars, o.user, o.charge_id, o.points
+    );
+    if o.debt > 0 {
+        let _ = write!(s, ", {} of them as debt (already spent)", o.debt);
+    }
+    let _ = writeln!(s, "; balance is now {}", o.balance);
     s
 }

@@ -22,6 +22,10 @@ pub enum Reason {
     WeeklyBonus,
     /// An operator's debit or refund correction (negative delta).
     Debit,
+    /// A payment was refunded: its points are taken back, as far as the balance covers them.
+    Refund,
+    /// The part of a refund the balance did not cover: the one way a balance goes below zero.
+    Debt,
 }
 
 impl Reason {
@@ -36,6 +40,8 @@ impl Reason {
             Reason::Promo => "promo",
             Reason::WeeklyBonus => "weekly_bonus",
             Reason::Debit => "debit",
+            Reason::Refund => "refund",
+            Reason::Debt => "debt",
         }
     }
 }

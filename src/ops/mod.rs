@@ -13,6 +13,7 @@ mod payments;
 mod promo;
 mod reconcile;
 mod replay;
+mod stars;
 mod users;
 mod views;
 mod weekly;
@@ -40,11 +41,15 @@ pub use payments::{
 pub use promo::{PromoBatch, PromoView, create_promos, disable_promo, list_promos, redeem_promo};
 pub use reconcile::{ReconcileReport, reconcile};
 pub use replay::{ReplayBegin, replay_abort, replay_begin, replay_finish};
+pub use stars::{
+    BoxFuture, RefundOutcome, StarTransaction, StarsReport, Telegram, TelegramError, WeeklyNotice,
+    reconcile_stars, reconcile_stars_now, refund_stars, stars_task,
+};
 pub use users::{
     TopupOutcome, TopupRequest, UserSummary, register_user, topup, user_summary, verify_ledger,
 };
 pub use views::{JobView, LedgerEntryView, UserView};
-pub use weekly::{WeeklyReport, due_week, weekly_bonus};
+pub use weekly::{WeeklyReport, due_week, weekly_bonus, weekly_task};
 
 use crate::domain::{JobId, JobState, UserId};
 use crate::queue::QueueError;

@@ -8,7 +8,7 @@ use jiff::tz::TimeZone;
 use super::OpsError;
 use crate::app::App;
 use crate::domain::Reason;
-use crate::store::Credit;
+use crate::store::{Credit, Posted};
 
 /// Users active within this long get the bonus.
 const ACTIVE_WITHIN_MS: i64 = 30 * 86_400_000;
@@ -19,6 +19,9 @@ pub struct WeeklyReport {
     pub week: String,
     pub credited: usize,
     pub already: usize,
+    /// Who got the bonus in this run, for the bot's notice.
+    #[serde(skip)]
+    pub notices: Vec<super::WeeklyNotice>,
 }
 
 /// The ISO week whose bonus is due at `now`: this week's, once its weekday and time passed.
@@ -66,14 +69,33 @@ pub fn weekly_bonus(app: &App) -> Result<WeeklyReport, OpsError> {
             note: None,
             at_ms: now,
         })?;
-        if posted.is_duplicate() {
-            report.already += 1;
-        } else {
-            report.credited += 1;
+        match posted {
+            Posted::Duplicate { .. } => report.already += 1,
+            Posted::Applied { balance, .. } => {
+                report.credited += 1;
+                report.notices.push(super::WeeklyNotice {
+                    user: user.id,
+                    points,
+                    balance,
+                });
+            }
         }
     }
     if report.credited > 0 {
         tracing::info!(week = %report.week, credited = report.credited, "weekly bonus credited");
+    }
+    Ok(report)
+}
+
+/// The weekly duty of `serve`: credits the bonus, then tells the users who got it now (the bot
+/// skips those who switched the notice off). A repeated run credits and tells nobody twice.
+pub async fn weekly_task(app: &App) -> Result<WeeklyReport, OpsError> {
+    let report = app.blocking(weekly_bonus).await?;
+    if let Some(tg) = app.telegram.clone()
+        && !report.notices.is_empty()
+    {
+        let sent = tg.weekly_notices(report.notices.clone()).await;
+        tracing::info!(week = %report.week, sent, "weekly bonus notices sent");
     }
     Ok(report)
 }

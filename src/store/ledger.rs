@@ -79,7 +79,8 @@ impl Posted {
 }
 
 /// Posts one entry inside a write transaction: the building block of every balance change.
-/// Refuses to take a balance below zero.
+/// Refuses to take a balance below zero, except with a `Debt` entry (the uncovered part of a
+/// refund); a balance below zero still takes credits (they pay the debt off).
 pub(super) fn post(txn: &WriteTransaction, c: &Credit) -> Result<Posted, StoreError> {
     let mut idem = txn.open_table(IDEMPOTENCY).map_err(db)?;
     let mut balances = txn.open_table(BALANCES).map_err(db)?;
@@ -122,7 +123,7 @@ pub(super) fn post(txn: &WriteTransaction, c: &Credit) -> Result<Posted, StoreEr
             need: u32::MAX,
             have: balance,
         })?;
-    if new_balance < 0 {
+    if new_balance < 0 && c.delta < 0 && c.reason != Reason::Debt {
         return Err(StoreError::InsufficientPoints {
             need: u32::try_from(-c.delta).unwrap_or(u32::MAX),
             have: balance,
@@ -171,8 +172,12 @@ pub struct LedgerCheck {
     /// (user, cached balance, sum of entries) wherever they differ.
     #[schema(value_type = Vec<Vec<i64>>)]
     pub mismatches: Vec<(i64, i64, i64)>,
-    /// Users whose balance is below zero.
+    /// Users whose balance went below zero other than through a `Debt` entry.
     pub negative: Vec<i64>,
+    /// Users who owe points (balance below zero through a refund's `Debt` entry): allowed,
+    /// listed for the operator.
+    #[serde(default)]
+    pub debts: Vec<(i64, i64)>,
     /// Idempotency keys that point at a missing or different entry.
     pub bad_keys: Vec<String>,
 }
@@ -247,13 +252,23 @@ impl Store {
     pub fn verify_ledger(&self) -> Result<LedgerCheck, StoreError> {
         self.read(|txn| {
             let ledger = txn.open_table(LEDGER).map_err(db)?;
+            // Entries are replayed in posting order (ids increase), so the running sum is
+            // the balance as it was after each entry.
             let mut sums: BTreeMap<i64, i64> = BTreeMap::new();
             let mut keys: BTreeMap<String, u64> = BTreeMap::new();
             let mut check = LedgerCheck::default();
             for row in ledger.iter().map_err(db)? {
                 let (id, bytes) = row.map_err(db)?;
                 let entry: LedgerEntry = decode(bytes.value())?;
-                *sums.entry(entry.user.get()).or_default() += entry.delta;
+                let running = sums.entry(entry.user.get()).or_default();
+                *running += entry.delta;
+                if *running < 0
+                    && entry.delta < 0
+                    && entry.reason != Reason::Debt
+                    && !check.negative.contains(&entry.user.get())
+                {
+                    check.negative.push(entry.user.get());
+                }
                 if let Some(previous) = keys.insert(entry.key.clone(), id.value()) {
                     check.bad_keys.push(format!(
                         "{} (entries {previous} and {})",
@@ -272,7 +287,7 @@ impl Store {
                     check.mismatches.push((user, cached, computed));
                 }
                 if cached < 0 {
-                    check.negative.push(user);
+                    check.debts.push((user, cached));
                 }
             }
             // Entries whose user has no cached balance at all.

@@ -22,7 +22,7 @@ use redb::{Database, ReadableDatabase};
 pub use holds::{HoldOutcome, SettleOutcome};
 pub use ledger::{Credit, LedgerCheck, Posted};
 pub use migrate::SCHEMA_VERSION;
-pub use payments::Credited;
+pub use payments::{Credited, Refunded};
 pub use promos::{Redeemed, normalize_code};
 pub use records::{
     HoldRecord, HoldState, LedgerEntry, PaymentRecord, PaymentStatus, PromoRecord, Rail, UserRecord,

@@ -100,3 +100,95 @@ impl Store {
         })
     }
 }
+
+/// What refunding a payment did to the ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refunded {
+    /// The points were taken back: `covered` from the balance, the rest as a debt.
+    Applied {
+        user: crate::domain::UserId,
+        points: u32,
+        covered: u32,
+        debt: u32,
+        balance: i64,
+    },
+    /// This payment was refunded before; nothing changed.
+    Already {
+        user: crate::domain::UserId,
+        balance: i64,
+    },
+    /// No such payment.
+    Unknown,
+}
+
+impl Store {
+    /// Marks a credited payment refunded and takes its points back, once per payment id, in one
+    /// transaction: a `Refund` entry for what the balance covers and a `Debt` entry for the
+    /// rest (points already spent), which is the only way a balance goes below zero.
+    pub fn refund_payment(&self, payment_id: &str, at_ms: i64) -> Result<Refunded, StoreError> {
+        self.write(|txn| {
+            let mut t = txn.open_table(PAYMENTS).map_err(db)?;
+            let mut payment: PaymentRecord = match t.get(payment_id).map_err(db)? {
+                Some(g) => decode(g.value())?,
+                None => return Ok(Refunded::Unknown),
+            };
+            let balance = txn
+                .open_table(BALANCES)
+                .map_err(db)?
+                .get(payment.user.get())
+                .map_err(db)?
+                .map_or(0, |g| g.value());
+            if payment.status == PaymentStatus::Refunded {
+                return Ok(Refunded::Already {
+                    user: payment.user,
+                    balance,
+                });
+            }
+            if payment.status != PaymentStatus::Succeeded {
+                // Never credited (pending or canceled): nothing to take back.
+                return Ok(Refunded::Unknown);
+            }
+            payment.status = PaymentStatus::Refunded;
+            payment.updated_ms = at_ms;
+            t.insert(payment_id, encode(&payment).as_slice())
+                .map_err(db)?;
+            drop(t);
+            let points = payment.points;
+            let covered = u32::try_from(balance.clamp(0, i64::from(points))).unwrap_or(0);
+            let debt = points - covered;
+            let mut balance = balance;
+            for (reason, amount, key) in [
+                (Reason::Refund, covered, format!("refund:{payment_id}")),
+                (Reason::Debt, debt, format!("debt:{payment_id}")),
+            ] {
+                if amount == 0 {
+                    continue;
+                }
+                let posted = post(
+                    txn,
+                    &Credit {
+                        user: payment.user,
+                        delta: -i64::from(amount),
+                        reason,
+                        key: key.clone(),
+                        job: None,
+                        reference: Some(payment_id.to_string()),
+                        note: Some(format!("refund of {} {}", payment.amount, payment.currency)),
+                        at_ms,
+                    },
+                )?;
+                match posted {
+                    Posted::Applied { balance: b, .. } => balance = b,
+                    Posted::Duplicate { .. } => return Err(StoreError::KeyConflict { key }),
+                }
+            }
+            Ok(Refunded::Applied {
+                user: payment.user,
+                points,
+                covered,
+                debt,
+                balance,
+            })
+        })
+    }
+}

@@ -6,6 +6,8 @@ mod api_v1;
 mod bot_admin;
 mod bot_edges;
 mod bot_flows;
+mod bot_money;
+mod bot_stars;
 mod cli_admin;
 mod cli_engine;
 mod comfy_client;

@@ -78,6 +78,7 @@ pub fn routes() -> Vec<Route> {
         ),
         route(M::GET, "/payments", get(money::list)),
         route(M::GET, "/payments/{id}", get(money::get)),
+        route(M::POST, "/payments/stars/refund", post(money::refund_stars)),
         route(M::GET, "/promocodes", get(money::list_promos)),
         route(M::POST, "/promocodes", post(money::create_promos)),
         route(
@@ -259,7 +260,7 @@ impl utoipa::Modify for BearerAuth {
         users::balance, users::ledger, users::topup, users::verify,
         jobs::list, jobs::submit, jobs::get, jobs::cancel, jobs::retry, jobs::result,
         system::upload_input,
-        money::list, money::get, money::list_promos, money::create_promos, money::disable_promo,
+        money::list, money::get, money::refund_stars, money::list_promos, money::create_promos, money::disable_promo,
         system::presets, system::reload_presets, system::backends, system::drain,
         system::undrain, system::stats, system::backup,
         spec_json, docs_html,

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{ApiJson, ApiQuery};
 use super::users::Paging;
@@ -98,4 +98,26 @@ pub async fn disable_promo(
         app.blocking(move |app| ops::disable_promo(app, &code))
             .await?,
     ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundBody {
+    /// The `telegram_payment_charge_id` (the payment id without `stars:`).
+    charge_id: String,
+}
+
+/// Refund a Telegram Stars payment (Telegram's `refundStarPayment`) and take its points back,
+/// once per charge id; what the balance does not cover is recorded as owed.
+#[utoipa::path(post, path = "/payments/stars/refund", tag = "payments",
+    params(super::IdempotencyKeyHeader),
+    request_body = RefundBody,
+    responses((status = 200, body = ops::RefundOutcome), E401,
+        (status = 400, description = "`bad_request`: not a charge id, no credited Stars payment with it, no bot token, or Telegram refused the refund", body = ErrorBody),
+        (status = 409, description = "`idempotency_conflict`, `idempotency_in_progress`", body = ErrorBody)))]
+pub async fn refund_stars(
+    State(app): State<App>,
+    ApiJson(b): ApiJson<RefundBody>,
+) -> ApiResult<ops::RefundOutcome> {
+    Ok(Json(ops::refund_stars(&app, &b.charge_id).await?))
 }

@@ -36,7 +36,7 @@ pub(crate) use ru_en;
 const DEAD_BACKEND: &str = "http://127.0.0.1:9/";
 
 /// What a test changes in the config.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Setup {
     /// Extra keys of the `[telegram]` table (`admins = [1]`, ...).
     pub telegram: String,
@@ -44,6 +44,8 @@ pub struct Setup {
     pub billing: String,
     /// With a fake ComfyUI; without one the only backend is down.
     pub comfy: bool,
+    /// The app's clock (the system clock unless a test drives time).
+    pub clock: Clock,
 }
 
 impl Default for Setup {
@@ -52,6 +54,7 @@ impl Default for Setup {
             telegram: String::new(),
             billing: String::new(),
             comfy: true,
+            clock: Clock::System,
         }
     }
 }
@@ -73,6 +76,11 @@ impl Setup {
         self.comfy = false;
         self
     }
+
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
 }
 
 pub struct BotTest {
@@ -80,6 +88,7 @@ pub struct BotTest {
     pub tg: FakeTelegram,
     pub comfy: Option<FakeComfy>,
     config: PathBuf,
+    clock: Clock,
     texts: Texts,
     /// Per chat, the transcript lengths (in lines) at each restart, to mark them.
     restarts: Mutex<HashMap<i64, Vec<usize>>>,
@@ -120,13 +129,14 @@ impl BotTest {
             setup.telegram,
             setup.billing,
         );
-        let app = TestApp::start(&[backend], &extra).await;
+        let app = TestApp::start_with_clock(&[backend], &extra, setup.clock.clone()).await;
         let config = app.dir.path().join("config.toml");
         BotTest {
             app: Some(app),
             tg,
             comfy,
             config,
+            clock: setup.clock,
             texts: Texts::default(),
             restarts: Mutex::default(),
         }
@@ -148,7 +158,7 @@ impl BotTest {
             }
         }
         let dir = self.app.take().expect("running").stop().await;
-        self.app = Some(TestApp::start_in(dir, &self.config, Clock::System).await);
+        self.app = Some(TestApp::start_in(dir, &self.config, self.clock.clone()).await);
         // The new bot says hello to the API (setMyCommands...) before polling.
         self.tg.wait_idle().await;
     }

@@ -727,33 +727,38 @@ impl FakeTelegram {
                 "provider_payment_charge_id": "",
             });
             let message = w.user_message(user, json!({ "successful_payment": payment }));
-            w.payments.insert(
-                charge_id.to_owned(),
-                Payment {
-                    user,
-                    payload: payload.to_owned(),
-                    currency: currency.to_owned(),
-                    total,
-                    refunded: false,
-                },
-            );
-            let tx = json!({
-                "id": charge_id,
-                "amount": total,
-                "date": now_unix(),
-                "source": {
-                    "type": "user",
-                    "transaction_type": "invoice_payment",
-                    "user": w.user_json(user),
-                    "invoice_payload": payload,
-                },
-            });
-            w.transactions.push(tx);
+            w.charge(user, payload, currency, total, charge_id);
             vec![(
                 json!({ "message": message }),
                 format!("> [paid {total} {currency}]"),
             )]
         });
+    }
+
+    /// Telegram took the Stars but the `successful_payment` update never reached the bot (a
+    /// crash between fetching and handling it): only `getStarTransactions` knows.
+    pub fn payment_update_lost(
+        &self,
+        user: i64,
+        payload: &str,
+        currency: &str,
+        total: u32,
+        charge_id: &str,
+    ) {
+        {
+            let mut w = self.lock();
+            w.charge(user, payload, currency, total, charge_id);
+            w.log(
+                user,
+                format!("> [paid {total} {currency}; the update is lost]"),
+            );
+        }
+        self.bump();
+    }
+
+    /// How many payments have been refunded.
+    pub fn refunds(&self) -> usize {
+        self.lock().payments.values().filter(|p| p.refunded).count()
     }
 
     // ---- what the bot did ----
@@ -1111,6 +1116,32 @@ async fn handle(State(fake): State<FakeTelegram>, req: Request) -> Response {
 }
 
 impl World {
+    /// A paid invoice: a payment `refundStarPayment` can refund once, and a Star transaction.
+    fn charge(&mut self, user: i64, payload: &str, currency: &str, total: u32, charge_id: &str) {
+        self.payments.insert(
+            charge_id.to_owned(),
+            Payment {
+                user,
+                payload: payload.to_owned(),
+                currency: currency.to_owned(),
+                total,
+                refunded: false,
+            },
+        );
+        let tx = json!({
+            "id": charge_id,
+            "amount": total,
+            "date": now_unix(),
+            "source": {
+                "type": "user",
+                "transaction_type": "invoice_payment",
+                "user": self.user_json(user),
+                "invoice_payload": payload,
+            },
+        });
+        self.transactions.push(tx);
+    }
+
     fn enqueue(&mut self, mut update: Value, bypass: bool) -> i64 {
         let id = self.next_update_id;
         self.next_update_id += 1;
