@@ -63,6 +63,8 @@ pub struct App {
     pub watch: crate::watch::WatchBoard,
     /// Telegram for `ops` (Stars refunds and transactions, notices); `None` without a bot token.
     pub telegram: Option<Arc<dyn crate::ops::Telegram>>,
+    /// Counters and histograms for `/metrics`.
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 /// The loaded presets; reloadable while running.
@@ -174,7 +176,8 @@ impl App {
         let workflows = Workflows::load(&config)?;
         let presets = PresetBook::load(&config)?;
         let backends = Backends::new(&config.comfyui.backends, std::time::Duration::from_secs(60));
-        let telegram = crate::bot::gateway(&config, &store);
+        let telemetry = crate::telemetry::Telemetry::default();
+        let telegram = crate::bot::gateway(&config, &store, &telemetry);
         Ok((
             Self {
                 config: Arc::new(config),
@@ -190,6 +193,7 @@ impl App {
                 presets,
                 watch: Default::default(),
                 telegram,
+                telemetry,
             },
             report,
         ))
@@ -277,7 +281,8 @@ pub async fn run(
             stop_rx.clone(),
         )));
     }
-    workers.push(tokio::spawn(periodic(app.clone(), stop_rx)));
+    workers.push(tokio::spawn(periodic(app.clone(), stop_rx.clone())));
+    workers.push(tokio::spawn(retention(app.clone(), stop_rx)));
     let web_shutdown = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -287,6 +292,21 @@ pub async fn run(
         let _ = w.await;
     }
     served
+}
+
+/// Deletes photos older than `storage.retention`: at start, then hourly.
+async fn retention(app: App, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        app.blocking(crate::ops::clean_files).await;
+    }
 }
 
 /// Background duties on a timer: the weekly bonus with its notices (catching up after downtime

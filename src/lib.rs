@@ -14,6 +14,7 @@ pub mod ops;
 pub mod presets;
 pub mod queue;
 pub mod store;
+pub mod telemetry;
 pub mod watch;
 pub mod web;
 pub mod worker;

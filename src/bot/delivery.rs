@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, watch};
+use tracing::Instrument;
 
 use super::ctx::Shared;
 use super::dialog::JobMessages;
@@ -28,7 +29,11 @@ pub async fn run(s: Shared, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
-                Ok(ev) => on_event(&s, ev, &mut next_edit).await,
+                Ok(ev) => {
+                    // Every line logged while handling it names the job and its user.
+                    let span = tracing::info_span!("job", job = %ev.job, user = %ev.user);
+                    on_event(&s, ev, &mut next_edit).instrument(span).await
+                }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(skipped = n, "delivery lagged behind job events");
                     resume(&s).await;
@@ -210,10 +215,14 @@ async fn resume(s: &Shared) {
         };
         match s.app.queue.get(job) {
             Ok(Some(r)) if r.state() == JobState::Succeeded => {
+                let span = tracing::info_span!("job", %job, user = %r.user());
                 let outputs = r.result.map(|x| x.outputs).unwrap_or_default();
-                deliver(s, job, m, &outputs).await;
+                deliver(s, job, m, &outputs).instrument(span).await;
             }
-            Ok(Some(r)) if r.state().is_terminal() => fail(s, job, m).await,
+            Ok(Some(r)) if r.state().is_terminal() => {
+                let span = tracing::info_span!("job", %job, user = %r.user());
+                fail(s, job, m).instrument(span).await
+            }
             Ok(Some(_)) => {}
             // Gone from history: nothing more will come.
             _ => {

@@ -19,10 +19,14 @@ use crate::store::Store;
 const NOTICE_EVERY: Duration = Duration::from_millis(40);
 
 /// The bot's side of `ops::Telegram`; `None` without a token.
-pub fn gateway(config: &Config, store: &Store) -> Option<Arc<dyn ops::Telegram>> {
+pub fn gateway(
+    config: &Config,
+    store: &Store,
+    telemetry: &crate::telemetry::Telemetry,
+) -> Option<Arc<dyn ops::Telegram>> {
     let token = config.telegram.token.clone()?;
     Some(Arc::new(Gateway {
-        tg: Tg::new(token, config.telegram.api_url.clone()),
+        tg: Tg::new(token, config.telegram.api_url.clone(), telemetry.clone()),
         texts: Texts::default(),
         store: store.clone(),
     }))

@@ -53,7 +53,11 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
         tracing::info!("no telegram.token: the bot is off");
         return;
     };
-    let tg = tg::Tg::new(token, app.config.telegram.api_url.clone());
+    let tg = tg::Tg::new(
+        token,
+        app.config.telegram.api_url.clone(),
+        app.telemetry.clone(),
+    );
     let extra = match &app.config.telegram.deny_list {
         Some(path) => std::fs::read_to_string(path).unwrap_or_else(|e| {
             tracing::error!(path = %path.display(), error = %e, "cannot read the deny-list; using the built-in one");

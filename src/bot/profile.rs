@@ -145,7 +145,7 @@ pub async fn result(ctx: &Ctx, job: JobId, as_file: bool) {
             .send_document(ctx.chat, bytes, &format!("{job}.png"), "", &Markup::None)
             .await
         {
-            tracing::warn!(%job, error = %e, "could not send the file");
+            tracing::warn!(%job, user = %ctx.user, error = %e, "could not send the file");
             ctx.say(&ctx.t("error-generic"), Default::default()).await;
         }
     } else {

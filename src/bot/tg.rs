@@ -90,24 +90,43 @@ pub enum TgError {
 pub struct Tg {
     bot: Bot,
     token: SecretString,
+    telemetry: crate::telemetry::Telemetry,
 }
 
 const SEND_ATTEMPTS: usize = 3;
 
 impl Tg {
-    pub fn new(token: SecretString, api_url: reqwest::Url) -> Self {
+    pub fn new(
+        token: SecretString,
+        api_url: reqwest::Url,
+        telemetry: crate::telemetry::Telemetry,
+    ) -> Self {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_default();
         let bot = Bot::with_client(token.expose_secret(), client).set_api_url(api_url);
-        Self { bot, token }
+        Self {
+            bot,
+            token,
+            telemetry,
+        }
     }
 
     /// Turns teloxide's error into ours, with the token cut out of any text.
     fn error(&self, e: RequestError) -> TgError {
+        use crate::telemetry::TelegramError as Kind;
         let redact = |s: String| s.replace(self.token.expose_secret(), "<token>");
+        match &e {
+            RequestError::RetryAfter(_) => self.telemetry.telegram_error(Kind::TooManyRequests),
+            RequestError::Network(_) | RequestError::Io(_) => {
+                self.telemetry.telegram_error(Kind::Network)
+            }
+            // Not an error: the text was already what we sent.
+            RequestError::Api(ApiError::MessageNotModified) => {}
+            _ => self.telemetry.telegram_error(Kind::Api),
+        }
         match e {
             RequestError::RetryAfter(s) => TgError::RetryAfter(s.duration()),
             RequestError::Api(api) => TgError::Api(redact(api.to_string())),

@@ -29,6 +29,8 @@ pub enum AdminCommand {
         /// The payment's telegram_payment_charge_id (see `admin user`).
         charge_id: String,
     },
+    /// Compact the database file (it never shrinks by itself); the service must be stopped.
+    Compact,
     /// Ledger checks.
     Ledger {
         /// Recompute every balance from the ledger and report differences.
@@ -166,6 +168,14 @@ pub fn run(config_path: &Path, command: AdminCommand) -> Result<(), CliError> {
                 )?,
             };
             print!("{}", render::refund(&outcome));
+        }
+        AdminCommand::Compact => {
+            let r = ops::compact(&config)?;
+            println!(
+                "database compacted: {} → {}",
+                crate::web::human_bytes(r.before_bytes),
+                crate::web::human_bytes(r.after_bytes)
+            );
         }
         AdminCommand::Ledger { verify } => {
             if !verify {

@@ -98,6 +98,8 @@ pub struct Storage {
     /// fsync every queue transition (`true`, the default) or leave it in OS buffers, which
     /// survives a killed process but not a power loss.
     pub queue_fsync: bool,
+    /// Input photos and results older than this are deleted (default 7 days).
+    pub retention: Duration,
 }
 
 #[derive(Debug, Clone)]

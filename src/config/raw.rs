@@ -128,6 +128,8 @@ impl Default for RawTelegram {
 struct RawStorage {
     data_dir: PathBuf,
     queue_fsync: bool,
+    #[serde(deserialize_with = "text::req")]
+    retention: String,
 }
 
 impl Default for RawStorage {
@@ -135,6 +137,7 @@ impl Default for RawStorage {
         Self {
             data_dir: "/var/lib/qwenedit".into(),
             queue_fsync: true,
+            retention: "7d".into(),
         }
     }
 }
@@ -357,6 +360,7 @@ impl RawConfig {
         let storage = Storage {
             data_dir: resolve(base, self.storage.data_dir),
             queue_fsync: self.storage.queue_fsync,
+            retention: positive_duration("storage.retention", &self.storage.retention)?,
         };
         let backends = self
             .comfyui

@@ -106,7 +106,11 @@ pub fn settle_job(app: &App, record: &JobRecord) -> Result<(), OpsError> {
         Some(false) => app.store.release(record.id, now),
     };
     match outcome {
-        Ok(SettleOutcome::Settled(_) | SettleOutcome::AlreadySettled(_)) => Ok(()),
+        Ok(SettleOutcome::Settled(_)) => {
+            app.telemetry.job_finished(record);
+            Ok(())
+        }
+        Ok(SettleOutcome::AlreadySettled(_)) => Ok(()),
         // Jobs that never held points (none today) have nothing to settle.
         Err(StoreError::NoHold(_)) => Ok(()),
         Err(e) => Err(e.into()),

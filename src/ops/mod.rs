@@ -7,13 +7,16 @@ mod backup;
 mod doctor;
 mod edit;
 mod jobs;
+mod metrics;
 mod operator;
 pub mod page;
 mod payments;
 mod promo;
 mod reconcile;
 mod replay;
+mod retention;
 mod stars;
+mod status;
 mod users;
 mod views;
 mod weekly;
@@ -23,27 +26,28 @@ pub use backup::{BackupReport, backup};
 pub use doctor::{Check, DoctorReport, Status, doctor};
 pub use edit::{EditError, EditOutcome, EditRequest, edit_once};
 pub use jobs::{Submitted, cancel_job, job, price_for, settle_job, submit_edit};
+pub use metrics::{MetricsView, metrics, payment_state};
 pub use operator::{
-    BackendView, BalanceView, JobFilter, JobPage, LedgerPage, PaymentFilter, PaymentPage,
+    BackendState, BalanceView, JobFilter, JobPage, LedgerPage, PaymentFilter, PaymentPage,
     PaymentView, PresetView, PresetsReloaded, PromoPage, UserFilter, UserPage, UserRow, backends,
     balance, job_result, ledger, list_jobs, list_payments, list_presets, list_users, listed_price,
     payment, promo_page, reload_presets, retry_job, set_draining, store_input, user_row,
 };
 pub use page::PageRequest;
-
-/// The watched folder's latest status, when one runs in this process.
-pub fn watch_status(app: &crate::app::App) -> Option<crate::watch::WatchStatus> {
-    app.watch.get()
-}
 pub use payments::{
     Order, Refusal, create_stars_order, credit_stars, payment_history, pre_checkout,
 };
 pub use promo::{PromoBatch, PromoView, create_promos, disable_promo, list_promos, redeem_promo};
 pub use reconcile::{ReconcileReport, reconcile};
 pub use replay::{ReplayBegin, replay_abort, replay_begin, replay_finish};
+pub use retention::{CleanReport, CompactError, CompactReport, clean_files, compact};
 pub use stars::{
     BoxFuture, RefundOutcome, StarTransaction, StarsReport, Telegram, TelegramError, WeeklyNotice,
     reconcile_stars, reconcile_stars_now, refund_stars, stars_task,
+};
+pub use status::{
+    BackendView, JobRow, QueueView, RevenueRow, StatusView, StorageView, Throughput, UsersView,
+    dir_size, status,
 };
 pub use users::{
     TopupOutcome, TopupRequest, UserSummary, register_user, topup, user_summary, verify_ledger,

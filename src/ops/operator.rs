@@ -406,7 +406,7 @@ pub fn reload_presets(app: &App) -> Result<PresetsReloaded, OpsError> {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
-pub struct BackendView {
+pub struct BackendState {
     /// Its place in `comfyui.backends`, from 0.
     pub id: usize,
     pub url: String,
@@ -425,14 +425,14 @@ pub struct BackendView {
     pub average_ms: Option<u64>,
 }
 
-pub fn backends(app: &App) -> Vec<BackendView> {
+pub fn backends(app: &App) -> Vec<BackendState> {
     app.backends
         .all()
         .iter()
         .enumerate()
         .map(|(id, b)| {
             let h = b.health();
-            BackendView {
+            BackendState {
                 id,
                 url: b.name.clone(),
                 up: h.up,
@@ -454,7 +454,7 @@ pub fn backends(app: &App) -> Vec<BackendView> {
 
 /// Drains a backend (it finishes the jobs it has and takes no new ones) or puts it back to
 /// work. Not persisted: a restart brings every backend back.
-pub fn set_draining(app: &App, id: usize, draining: bool) -> Result<BackendView, OpsError> {
+pub fn set_draining(app: &App, id: usize, draining: bool) -> Result<BackendState, OpsError> {
     let backend = app
         .backends
         .all()

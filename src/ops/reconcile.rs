@@ -31,19 +31,20 @@ pub fn reconcile(app: &App) -> Result<ReconcileReport, OpsError> {
     let now = app.now_ms();
     for (job, bytes) in app.store.intents()? {
         let record: JobRecord = decode(&bytes).map_err(crate::store::StoreError::from)?;
+        let user = record.user();
         match app.queue.enqueue(record, now)? {
             crate::queue::Enqueued::New => report.enqueued += 1,
             crate::queue::Enqueued::Existing(_) => report.confirmed += 1,
         }
         app.store.clear_intent(job)?;
-        tracing::info!(%job, "reconcile: intent confirmed in the queue");
+        tracing::info!(%job, user = %user, "reconcile: intent confirmed in the queue");
     }
     for hold in app.store.open_holds()? {
         match app.queue.get(hold.job)? {
             Some(record) if record.state().is_terminal() => {
                 settle_job(app, &record)?;
                 report.settled += 1;
-                tracing::info!(job = %hold.job, state = record.state().as_str(), "reconcile: hold settled");
+                tracing::info!(job = %hold.job, user = %hold.user, state = record.state().as_str(), "reconcile: hold settled");
             }
             Some(_) => {}
             None => {

@@ -12,6 +12,7 @@ mod promos;
 pub mod records;
 mod replays;
 mod tables;
+mod totals;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ pub use records::{
     HoldRecord, HoldState, LedgerEntry, PaymentRecord, PaymentStatus, PromoRecord, Rail, UserRecord,
 };
 pub use replays::{ApiReplay, ReplayBegin};
+pub use totals::LedgerTotals;
 pub use users::{NewUser, Registered};
 
 use crate::codec::CodecError;

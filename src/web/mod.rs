@@ -1,7 +1,9 @@
-//! The HTTP server: health, status JSON and the admin API. Only this module knows axum.
+//! The HTTP server: health, the status page and its JSON, metrics and the admin API. Only this module knows axum.
 
 mod auth;
 mod error;
+mod metrics;
+mod page;
 mod status;
 mod v1;
 
@@ -14,13 +16,24 @@ use tokio::net::TcpListener;
 use crate::app::App;
 
 pub use error::CODES as ERROR_CODES;
-pub use status::{StatusReport, status_report};
+pub use metrics::render as render_metrics;
+pub use page::{bytes as human_bytes, render_live, render_page};
 pub use v1::remote_allowed;
 
 pub fn router(app: App) -> Router {
+    // Operator pages: open on loopback, the admin token otherwise.
+    let operator = Router::new()
+        .route("/", get(page::page))
+        .route("/status/live", get(page::live))
+        .route("/api/status", get(status::status_json))
+        .route("/metrics", get(metrics::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::require_admin_unless_loopback,
+        ));
     Router::new()
         .route("/healthz", get(status::healthz))
-        .route("/api/status", get(status::status_json))
+        .merge(operator)
         .nest("/api/v1", operator_api(app.clone()))
         .fallback(error::not_found)
         .with_state(app)

@@ -91,12 +91,12 @@ impl Runner {
             Ok(r) => r,
             Err(e) => {
                 // Someone else holds the job now; their run counts.
-                tracing::warn!(job = %id, error = %e, "finished, but the lease was lost");
+                tracing::warn!(job = %id, user = %f.lease.record.user(), error = %e, "finished, but the lease was lost");
                 return;
             }
         };
         if let Err(e) = crate::ops::settle_job(&self.app, &record) {
-            tracing::error!(job = %id, error = %e, "could not capture the points of a finished job; reconcile will");
+            tracing::error!(job = %id, user = %record.user(), error = %e, "could not capture the points of a finished job; reconcile will");
         }
         let run_ms = f.started_ms.map_or(0, |s| (now - s).max(0) as u64);
         self.backend.update(|h| {

@@ -192,7 +192,7 @@ impl Runner {
                 .queue
                 .abandon(&f.lease, "its backend went down", now)
             {
-                tracing::warn!(job = %f.lease.id(), error = %err, "could not return a job");
+                tracing::warn!(job = %f.lease.id(), user = %f.lease.record.user(), error = %err, "could not return a job");
             }
         }
         self.app.jobs_changed.notify_waiters();
@@ -256,7 +256,10 @@ impl Runner {
                 exception_message,
             } if self.position(&prompt_id).is_some() => {
                 // The details (with server paths) are for the log only.
-                tracing::warn!(job = %prompt_id, backend = %self.backend.name, %node_type, %exception_type, message = %exception_message, "ComfyUI execution error");
+                let user = self
+                    .position(&prompt_id)
+                    .map(|i| self.inflight[i].lease.record.user().get());
+                tracing::warn!(job = %prompt_id, user, backend = %self.backend.name, %node_type, %exception_type, message = %exception_message, "ComfyUI execution error");
             }
             _ => {}
         }
@@ -330,7 +333,7 @@ impl Runner {
             return;
         }
         let prompt_id = head.lease.id().to_string();
-        tracing::warn!(job = %prompt_id, backend = %self.backend.name, "job timed out; interrupting");
+        tracing::warn!(job = %prompt_id, user = %head.lease.record.user(), backend = %self.backend.name, "job timed out; interrupting");
         let _ = self.backend.client.interrupt(&prompt_id).await;
         let _ = self
             .backend
@@ -360,7 +363,7 @@ impl Runner {
             match self.app.queue.extend(&f.lease, now, ttl) {
                 Ok(()) => f.lease_expires_ms = now + ttl.as_millis() as i64,
                 Err(e) => {
-                    tracing::warn!(job = %f.lease.id(), error = %e, "lost the lease");
+                    tracing::warn!(job = %f.lease.id(), user = %f.lease.record.user(), error = %e, "lost the lease");
                     stale.push(i);
                 }
             }
@@ -403,10 +406,11 @@ impl Runner {
         let id = lease.id();
         tracing::warn!(job = %id, user = %lease.record.user(), backend = %self.backend.name, error = %error.message, transient = error.transient, "job attempt failed");
         self.backend.update(|h| h.jobs_failed += 1);
+        self.app.telemetry.attempt_failed();
         let outcome = match self.app.queue.fail(&lease, &error, now) {
             Ok(o) => o,
             Err(e) => {
-                tracing::warn!(job = %id, error = %e, "could not record the failure");
+                tracing::warn!(job = %id, user = %lease.record.user(), error = %e, "could not record the failure");
                 return;
             }
         };
@@ -416,7 +420,7 @@ impl Runner {
             }
             FailOutcome::Final(record) => {
                 if let Err(e) = crate::ops::settle_job(&self.app, &record) {
-                    tracing::error!(job = %id, error = %e, "could not release the points of a failed job; reconcile will");
+                    tracing::error!(job = %id, user = %record.user(), error = %e, "could not release the points of a failed job; reconcile will");
                 }
                 self.publish(
                     &lease,

@@ -29,7 +29,7 @@ impl Runner {
                         if h.succeeded()
                             && outputs_available(&backend.client, &h, &output_node).await =>
                     {
-                        tracing::info!(job = %id, backend = %backend.name, "reusing a finished run");
+                        tracing::info!(job = %id, user = %lease.record.user(), backend = %backend.name, "reusing a finished run");
                         let mut f = self.track(lease, output_node, now);
                         f.client_id = None;
                         self.inflight.push(f);
@@ -41,7 +41,7 @@ impl Runner {
                     && q.contains(&prompt_id)
                 {
                     if std::sync::Arc::ptr_eq(backend, &self.backend) {
-                        tracing::info!(job = %id, "still in ComfyUI's queue; following it");
+                        tracing::info!(job = %id, user = %lease.record.user(), "still in ComfyUI's queue; following it");
                         let mut f = self.track(lease, output_node, now);
                         f.client_id = None;
                         self.inflight.push(f);
@@ -109,7 +109,7 @@ impl Runner {
                 backend: self.backend.name.clone(),
             },
         );
-        tracing::debug!(job = %id, backend = %self.backend.name, "submitted");
+        tracing::debug!(job = %id, user = %f.lease.record.user(), backend = %self.backend.name, "submitted");
         self.inflight.push(f);
     }
 

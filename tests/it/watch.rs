@@ -222,12 +222,22 @@ async fn a_comfyui_failure_lands_in_failed_with_its_reason() {
     assert!(reason.starts_with("the edit failed"), "{reason}");
     assert!(!c.out_dir.join("cat.edited.png").exists());
     t.app.watch.set(s);
-    let status = qwenedit::web::status_report(&t.app);
+    let status = qwenedit::ops::status(&t.app).unwrap();
+    let html = qwenedit::web::render_live(&status).into_string();
     assert_eq!(
         status.watch.unwrap().failed,
         1,
         "the batch is on /api/status"
     );
+    let start = html
+        .find("<section id=\"watch\">")
+        .expect("a watch section");
+    let section = &html[start..];
+    let section = &section[..section.find("</section>").unwrap() + 10];
+    let section = section
+        .replace(&root.path().display().to_string(), "[ROOT]")
+        .replace(&job.to_string(), "[JOB]");
+    insta::assert_snapshot!("watch_section", section);
     t.stop().await;
 }
 

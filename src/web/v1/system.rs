@@ -32,8 +32,8 @@ pub async fn reload_presets(State(app): State<App>) -> ApiResult<ops::PresetsRel
 
 /// ComfyUI backends with their health.
 #[utoipa::path(get, path = "/backends", tag = "backends",
-    responses((status = 200, body = Vec<ops::BackendView>), E401))]
-pub async fn backends(State(app): State<App>) -> Json<Vec<ops::BackendView>> {
+    responses((status = 200, body = Vec<ops::BackendState>), E401))]
+pub async fn backends(State(app): State<App>) -> Json<Vec<ops::BackendState>> {
     Json(ops::backends(&app))
 }
 
@@ -45,9 +45,9 @@ fn backend_id(text: &str) -> Result<usize, ApiError> {
 /// restarted).
 #[utoipa::path(post, path = "/backends/{id}/drain", tag = "backends",
     params(("id" = usize, Path, description = "Place in `comfyui.backends`, from 0")),
-    responses((status = 200, body = ops::BackendView), E400, E401,
+    responses((status = 200, body = ops::BackendState), E400, E401,
         (status = 404, description = "`unknown_backend`", body = ErrorBody)))]
-pub async fn drain(State(app): State<App>, Path(id): Path<String>) -> ApiResult<ops::BackendView> {
+pub async fn drain(State(app): State<App>, Path(id): Path<String>) -> ApiResult<ops::BackendState> {
     let id = backend_id(&id)?;
     Ok(Json(ops::set_draining(&app, id, true)?))
 }
@@ -55,12 +55,12 @@ pub async fn drain(State(app): State<App>, Path(id): Path<String>) -> ApiResult<
 /// Put a drained backend back to work.
 #[utoipa::path(post, path = "/backends/{id}/undrain", tag = "backends",
     params(("id" = usize, Path, description = "Place in `comfyui.backends`, from 0")),
-    responses((status = 200, body = ops::BackendView), E400, E401,
+    responses((status = 200, body = ops::BackendState), E400, E401,
         (status = 404, description = "`unknown_backend`", body = ErrorBody)))]
 pub async fn undrain(
     State(app): State<App>,
     Path(id): Path<String>,
-) -> ApiResult<ops::BackendView> {
+) -> ApiResult<ops::BackendState> {
     let id = backend_id(&id)?;
     Ok(Json(ops::set_draining(&app, id, false)?))
 }
