@@ -47,8 +47,8 @@ pub enum Command {
     Edit(edit::EditArgs),
     /// Check the config, ComfyUI backends, workflows, models and the bot token.
     Doctor,
-    /// Turn every image dropped into a folder into an edit (the service must be stopped; it
-    /// runs a watched folder itself with a [watch] config section).
+    /// Turn every image dropped into a folder into an edit: through the running service's API,
+    /// or with its own workers when the service is stopped.
     Watch(watch::WatchArgs),
 }
 

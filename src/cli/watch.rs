@@ -1,17 +1,21 @@
-//! `qwenedit watch IN_DIR --preset KEY | --prompt TEXT [--out OUT_DIR]`: a watched folder run
-//! standalone, with the stores and workers in this process (no bot, no web).
+//! `qwenedit watch IN_DIR --preset KEY | --prompt TEXT [--out OUT_DIR]`: a watched folder.
 //!
-//! The stores are locked by a running service, so with the service running the folder is the
-//! service's job: a `[watch]` section in its config. One owner per data dir keeps the
-//! exactly-once bookkeeping (the state file and the idempotent job ids) in one process.
+//! With the service stopped it runs standalone: the stores and the workers in this process
+//! (no bot, no web). With the service running (it holds the stores' locks) it works through
+//! the service's operator API: upload, submit under its own job id, follow, download. Either
+//! way the bookkeeping is the same state file in OUT_DIR, so a folder can move between the
+//! two without a file being edited twice. The service can also watch a folder itself with a
+//! `[watch]` config section.
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use super::target::{Target, connect};
 use super::{CliError, load_config, logging};
-use crate::app::{App, Clock};
+use crate::app::App;
 use crate::config::Watch;
+use crate::watch::{Watcher, remote::ApiEngine, run_watcher};
 
 #[derive(Args, Debug)]
 pub struct WatchArgs {
@@ -50,27 +54,43 @@ pub fn run(config_path: &Path, args: WatchArgs) -> Result<(), CliError> {
         user: args.user,
     };
     config.watch = None;
+    let interval = std::time::Duration::from_secs(args.interval.max(1));
+    match connect(config)? {
+        Target::Direct(app) => standalone(app, watch, interval),
+        Target::Daemon(d) => {
+            tracing::info!("the service is running: submitting through its API");
+            let engine =
+                ApiEngine::new(d.base(), d.token()).map_err(|e| CliError(e.to_string()))?;
+            let watcher = Watcher::with_engine(Box::new(engine), watch)
+                .map_err(|e| CliError(e.to_string()))?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async move {
+                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                let task = tokio::spawn(run_watcher(watcher, interval, stop_rx, log_status));
+                super::serve::shutdown_signal().await;
+                let _ = stop_tx.send(true);
+                let _ = task.await;
+            });
+            Ok(())
+        }
+    }
+}
+
+fn log_status(s: crate::watch::WatchStatus) {
+    tracing::debug!(
+        done = s.done,
+        running = s.running,
+        waiting = s.waiting,
+        failed = s.failed,
+        "watched folder"
+    );
+}
+
+/// The stores and the workers in this process.
+fn standalone(app: App, watch: Watch, interval: std::time::Duration) -> Result<(), CliError> {
+    let watcher = Watcher::open(app.clone(), watch).map_err(|e| CliError(e.to_string()))?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let data_dir = config.storage.data_dir.clone();
-        let (app, _) = App::open(config, Clock::System).map_err(|e| {
-            if e.is_locked() {
-                CliError(format!(
-                    "the service is running on {}: add a [watch] section to its config instead \
-                     (in_dir, out_dir, preset or prompt, user), or stop it to run this command",
-                    data_dir.display()
-                ))
-            } else {
-                CliError(e.to_string())
-            }
-        })?;
-        // Fail fast on a wrong folder or preset, before starting workers.
-        {
-            let (app, w) = (app.clone(), watch.clone());
-            app.blocking(move |app| crate::watch::Watcher::open(app.clone(), w).map(|_| ()))
-                .await
-                .map_err(|e| CliError(e.to_string()))?;
-        }
         let report = app
             .blocking(crate::ops::reconcile)
             .await
@@ -80,11 +100,15 @@ pub fn run(config_path: &Path, args: WatchArgs) -> Result<(), CliError> {
         }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut tasks = crate::worker::spawn_all(&app, stop_rx.clone());
-        tasks.push(tokio::spawn(crate::watch::run(
-            app.clone(),
-            watch,
-            std::time::Duration::from_secs(args.interval.max(1)),
+        let board = app.watch.clone();
+        tasks.push(tokio::spawn(run_watcher(
+            watcher,
+            interval,
             stop_rx,
+            move |s| {
+                log_status(s.clone());
+                board.set(s);
+            },
         )));
         super::serve::shutdown_signal().await;
         let _ = stop_tx.send(true);

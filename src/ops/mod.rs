@@ -28,10 +28,11 @@ pub use edit::{EditError, EditOutcome, EditRequest, edit_once};
 pub use jobs::{Submitted, cancel_job, job, price_for, settle_job, submit_edit};
 pub use metrics::{MetricsView, metrics, payment_state};
 pub use operator::{
-    BackendState, BalanceView, JobFilter, JobPage, LedgerPage, PaymentFilter, PaymentPage,
-    PaymentView, PresetView, PresetsReloaded, PromoPage, UserFilter, UserPage, UserRow, backends,
-    balance, job_result, ledger, list_jobs, list_payments, list_presets, list_users, listed_price,
-    payment, promo_page, reload_presets, retry_job, set_draining, store_input, user_row,
+    BackendState, BalanceView, EditSpec, JobFilter, JobPage, LedgerPage, PaymentFilter,
+    PaymentPage, PaymentView, PresetView, PresetsReloaded, PromoPage, UserFilter, UserPage,
+    UserRow, backends, balance, edit_spec, ensure_user, job_result, ledger, list_jobs,
+    list_payments, list_presets, list_users, listed_price, payment, promo_page, reload_presets,
+    retry_job, set_draining, store_input, user_row,
 };
 pub use page::PageRequest;
 pub use payments::{

@@ -106,6 +106,11 @@ pub fn list_users(
     Ok(UserPage::new((rows, next)))
 }
 
+/// Creates a user the operator names (no welcome points) unless known; whether it was created.
+pub fn ensure_user(app: &App, id: UserId) -> Result<bool, OpsError> {
+    Ok(app.store.ensure_user(id, app.now_ms())?)
+}
+
 /// One user as listed.
 pub fn user_row(app: &App, id: UserId) -> Result<UserRow, OpsError> {
     let u = app.store.user(id)?.ok_or(OpsError::UnknownUser(id))?;
@@ -188,6 +193,62 @@ pub fn listed_price(app: &App, preset: Option<&str>) -> Points {
             .and_then(|p| p.price)
             .map_or(app.config.billing.edit_price, Points::get),
     )
+}
+
+/// An edit request from outside Telegram (the API, the watched folder): a preset (its prompt,
+/// workflow and price) or an own prompt, on inputs already stored.
+#[derive(Clone, Debug, Default)]
+pub struct EditSpec {
+    pub user: i64,
+    pub chat: Option<i64>,
+    pub preset: Option<String>,
+    pub prompt: Option<String>,
+    pub workflow: Option<String>,
+    pub inputs: Vec<String>,
+    pub seed: Option<u64>,
+    /// Overrides the listed price.
+    pub price: Option<u32>,
+    pub priority: bool,
+}
+
+pub fn edit_spec(app: &App, e: EditSpec) -> Result<JobSpec, OpsError> {
+    if e.inputs.is_empty() {
+        return Err(OpsError::Invalid("a job needs at least one input".into()));
+    }
+    let presets = app.presets.get();
+    let preset = match e.preset.as_deref() {
+        Some(key) => Some(
+            presets
+                .get(key)
+                .ok_or_else(|| OpsError::Invalid(format!("unknown preset {key:?}")))?,
+        ),
+        None => None,
+    };
+    let prompt = e.prompt.or_else(|| preset.map(|p| p.prompt.clone()));
+    if prompt.as_deref().is_none_or(|p| p.trim().is_empty()) {
+        return Err(OpsError::Invalid("give a preset or a prompt".into()));
+    }
+    Ok(JobSpec {
+        user: UserId::new(e.user),
+        chat: e.chat,
+        inputs: e.inputs,
+        prompt,
+        workflow: e
+            .workflow
+            .or_else(|| preset.and_then(|p| p.workflow.clone()))
+            .unwrap_or_else(|| app.config.comfyui.default_workflow.clone()),
+        seed: e.seed.unwrap_or_else(rand::random),
+        price: match e.price {
+            Some(p) => Points::new(p),
+            None => listed_price(app, e.preset.as_deref()),
+        },
+        preset: e.preset,
+        lane: if e.priority {
+            crate::domain::Lane::Priority
+        } else {
+            crate::domain::Lane::Normal
+        },
+    })
 }
 
 /// Runs a failed or dead-lettered job again as a new job (same inputs, prompt and seed),

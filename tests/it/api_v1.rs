@@ -276,6 +276,17 @@ async fn users_are_listed_page_by_page_searched_banned_and_made_unlimited() {
     api.post("/users/12/unlimited", json!({}))
         .await
         .err(400, "bad_request");
+    api.post("/users/77/unlimited", json!({"unlimited": true}))
+        .await
+        .err(404, "unknown_user");
+    let made = api
+        .post(
+            "/users/77/unlimited",
+            json!({"unlimited": true, "create": true}),
+        )
+        .await;
+    assert_eq!(made.ok()["unlimited"], true);
+    assert_eq!(made.body["balance"], 0, "created without welcome points");
     t.stop().await;
 }
 

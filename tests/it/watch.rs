@@ -260,3 +260,54 @@ async fn a_wrong_folder_or_preset_is_refused_at_start() {
     );
     t.stop().await;
 }
+
+/// `qwenedit watch` while the service runs: the same watcher through the operator API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_running_service_api_the_batch_is_the_same() {
+    use qwenedit::watch::remote::ApiEngine;
+    use secrecy::ExposeSecret;
+
+    let comfy = FakeComfy::start().await;
+    let mut t = TestApp::start(&[comfy.url()], "").await;
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    std::fs::write(c.in_dir.join("dog.png"), png(40, 40)).unwrap();
+    std::fs::write(c.in_dir.join("readme.md"), "# not an image").unwrap();
+    let base = format!("http://{}/api/v1", t.addr);
+    let token = t.app.admin_token.expose_secret().to_string();
+    // Blocking HTTP: every watcher step runs off the runtime.
+    let cc = c.clone();
+    let w = tokio::task::spawn_blocking(move || {
+        let engine = ApiEngine::new(base, token.into()).unwrap();
+        let mut w = Watcher::with_engine(Box::new(engine), cc).unwrap();
+        w.scan().unwrap();
+        w.scan().unwrap();
+        w
+    })
+    .await
+    .unwrap();
+    let job = job_of(&w, "dog.png");
+    assert!(matches!(w.entry("readme.md"), Some(Entry::Failed { .. })));
+    assert!(matches!(
+        t.wait_done(job).await,
+        JobEventKind::Succeeded { .. }
+    ));
+    let (w, s) = tokio::task::spawn_blocking(move || {
+        let mut w = w;
+        let s = w.scan().unwrap();
+        drop(w);
+        ((), s)
+    })
+    .await
+    .unwrap();
+    let () = w;
+    assert_eq!((s.done, s.failed), (1, 1));
+    assert!(c.out_dir.join("dog.edited.png").exists());
+    let reason = std::fs::read_to_string(c.out_dir.join("failed/readme.md.txt")).unwrap();
+    assert!(reason.starts_with("not a usable image"), "{reason}");
+    // The free watch user was created through the API and the job ran as them.
+    let r = t.app.queue.get(job).unwrap().unwrap();
+    assert_eq!(r.user().get(), 0);
+    assert_eq!(r.price().get(), 0);
+    t.stop().await;
+}

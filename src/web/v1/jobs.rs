@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{ApiJson, ApiQuery, parse_id};
 use super::{ApiResult, E400, E401, E404Job};
 use crate::app::App;
-use crate::domain::{JobId, JobSpec, JobState, Lane, Points, UserId};
+use crate::domain::{JobId, JobState, UserId};
 use crate::ops::{self, JobFilter, JobView, PageRequest};
 use crate::web::error::{ApiError, ErrorBody};
 
@@ -165,43 +165,20 @@ pub async fn submit(
         Some(text) => job_id(text)?,
         None => JobId::new(),
     };
-    if b.inputs.is_empty() {
-        return Err(ApiError::bad_request("a job needs at least one input"));
-    }
-    let presets = app.presets.get();
-    let preset = match b.preset.as_deref() {
-        Some(key) => Some(
-            presets
-                .get(key)
-                .ok_or_else(|| ApiError::bad_request(format!("unknown preset {key:?}")))?,
-        ),
-        None => None,
-    };
-    let prompt = b.prompt.or_else(|| preset.map(|p| p.prompt.clone()));
-    if prompt.as_deref().is_none_or(|p| p.trim().is_empty()) {
-        return Err(ApiError::bad_request("give a preset or a prompt"));
-    }
-    let spec = JobSpec {
-        user: UserId::new(b.user),
-        chat: b.chat,
-        inputs: b.inputs,
-        preset: b.preset.clone(),
-        prompt,
-        workflow: b
-            .workflow
-            .or_else(|| preset.and_then(|p| p.workflow.clone()))
-            .unwrap_or_else(|| app.config.comfyui.default_workflow.clone()),
-        seed: b.seed.unwrap_or_else(rand::random),
-        price: match b.price {
-            Some(p) => Points::new(p),
-            None => ops::listed_price(&app, b.preset.as_deref()),
+    let spec = ops::edit_spec(
+        &app,
+        ops::EditSpec {
+            user: b.user,
+            chat: b.chat,
+            preset: b.preset,
+            prompt: b.prompt,
+            workflow: b.workflow,
+            inputs: b.inputs,
+            seed: b.seed,
+            price: b.price,
+            priority: b.priority,
         },
-        lane: if b.priority {
-            Lane::Priority
-        } else {
-            Lane::Normal
-        },
-    };
+    )?;
     Ok(Json(
         app.blocking(move |app| ops::submit_edit(app, job, spec))
             .await?,

@@ -107,6 +107,9 @@ async fn set_banned(app: App, id: String, banned: bool) -> ApiResult<ops::UserRo
 pub struct UnlimitedBody {
     /// Unlimited users are never charged.
     unlimited: bool,
+    /// Create the user if unknown (no welcome points).
+    #[serde(default)]
+    create: bool,
 }
 
 /// Make a user unlimited (never charged), or not.
@@ -122,6 +125,9 @@ pub async fn unlimited(
     let id = user_id(&id)?;
     Ok(Json(
         app.blocking(move |app| {
+            if b.create {
+                ops::ensure_user(app, id)?;
+            }
             ops::set_unlimited(app, id, b.unlimited)?;
             ops::user_row(app, id)
         })

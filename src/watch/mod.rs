@@ -9,6 +9,13 @@
 //! `out_dir/.qwenedit-watch.json`, written atomically after every change, and the job id is
 //! written there *before* the job is submitted (submission is idempotent by job id): after a
 //! restart a file is never submitted twice, and a job in flight is followed to its end.
+//!
+//! The watcher reaches the jobs through an [`Engine`]: [`Local`] calls `ops` on this process's
+//! stores (the service's `[watch]` section, or `qwenedit watch` with the service stopped); the
+//! [`remote::ApiEngine`] calls a running service's `/api/v1` for the same steps (what
+//! `qwenedit watch` uses while the service holds the stores).
+
+pub mod remote;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::config::Watch;
-use crate::domain::{JobId, JobSpec, JobState, Lane, UserId};
+use crate::domain::{JobId, JobState, UserId};
 use crate::ops::{self, OpsError};
 
 /// The state file inside `out_dir`.
@@ -100,12 +107,108 @@ pub enum WatchError {
     Setup(String),
     #[error(transparent)]
     Ops(#[from] OpsError),
+    /// The engine could not be reached or failed; the scan is retried later.
+    #[error("{0}")]
+    Engine(String),
+}
+
+/// Why an engine step did not work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// The file is not a usable image.
+    #[error("{0}")]
+    BadImage(String),
+    /// The job was refused for good (no points, banned, bad request).
+    #[error("{0}")]
+    Refused(String),
+    /// Anything else: storage, the network. Retried on the next scan.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What the watcher needs of the service, wherever it runs.
+pub trait Engine: Send {
+    /// The user jobs are charged to: `Some(id)` must exist; `None` is the free watch user,
+    /// created and made unlimited.
+    fn prepare_user(&self, user: Option<i64>) -> Result<i64, EngineError>;
+    fn has_preset(&self, key: &str) -> Result<bool, EngineError>;
+    /// Checks and stores an image; its data-dir name.
+    fn store_input(&self, bytes: &[u8]) -> Result<String, EngineError>;
+    /// Submits a job (idempotent by `job`).
+    fn submit(&self, job: JobId, spec: ops::EditSpec) -> Result<(), EngineError>;
+    /// A job's state and last error; `None` when unknown.
+    fn job(&self, job: JobId) -> Result<Option<(JobState, Option<String>)>, EngineError>;
+    /// A succeeded job's first result (PNG).
+    fn result(&self, job: JobId) -> Result<Vec<u8>, EngineError>;
+    fn now_ms(&self) -> i64;
+}
+
+/// The engine in this process: `ops` on the stores.
+pub struct Local(pub App);
+
+fn local_error(e: OpsError) -> EngineError {
+    match e {
+        OpsError::BadImage(m) => EngineError::BadImage(m),
+        e @ (OpsError::InsufficientPoints { .. }
+        | OpsError::Banned(_)
+        | OpsError::UnknownUser(_)
+        | OpsError::Invalid(_)
+        | OpsError::NoResult { .. }) => EngineError::Refused(e.to_string()),
+        other => EngineError::Failed(other.to_string()),
+    }
+}
+
+impl Engine for Local {
+    fn prepare_user(&self, user: Option<i64>) -> Result<i64, EngineError> {
+        match user {
+            Some(id) => ops::user_row(&self.0, UserId::new(id))
+                .map(|u| u.id)
+                .map_err(local_error),
+            None => {
+                let id = UserId::new(WATCH_USER);
+                ops::ensure_user(&self.0, id).map_err(local_error)?;
+                ops::set_unlimited(&self.0, id, true).map_err(local_error)?;
+                Ok(WATCH_USER)
+            }
+        }
+    }
+
+    fn has_preset(&self, key: &str) -> Result<bool, EngineError> {
+        Ok(self.0.presets.get().get(key).is_some())
+    }
+
+    fn store_input(&self, bytes: &[u8]) -> Result<String, EngineError> {
+        ops::store_input(&self.0, bytes).map_err(local_error)
+    }
+
+    fn submit(&self, job: JobId, spec: ops::EditSpec) -> Result<(), EngineError> {
+        let spec = ops::edit_spec(&self.0, spec).map_err(local_error)?;
+        ops::submit_edit(&self.0, job, spec)
+            .map(|_| ())
+            .map_err(local_error)
+    }
+
+    fn job(&self, job: JobId) -> Result<Option<(JobState, Option<String>)>, EngineError> {
+        match ops::job(&self.0, job) {
+            Ok(r) => Ok(Some((r.state(), r.last_error))),
+            Err(OpsError::UnknownJob(_)) => Ok(None),
+            Err(e) => Err(local_error(e)),
+        }
+    }
+
+    fn result(&self, job: JobId) -> Result<Vec<u8>, EngineError> {
+        ops::job_result(&self.0, job, 0).map_err(local_error)
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.0.now_ms()
+    }
 }
 
 pub struct Watcher {
-    app: App,
+    engine: Box<dyn Engine>,
     cfg: Watch,
-    user: UserId,
+    user: i64,
     state: State,
 }
 
@@ -124,8 +227,13 @@ fn ignored(name: &str) -> bool {
 }
 
 impl Watcher {
-    /// Checks the folders and the preset, prepares the user and loads the state file.
+    /// A watcher on this process's stores.
     pub fn open(app: App, cfg: Watch) -> Result<Self, WatchError> {
+        Self::with_engine(Box::new(Local(app)), cfg)
+    }
+
+    /// Checks the folders and the preset, prepares the user and loads the state file.
+    pub fn with_engine(engine: Box<dyn Engine>, cfg: Watch) -> Result<Self, WatchError> {
         if !cfg.in_dir.is_dir() {
             return Err(WatchError::Setup(format!(
                 "{} is not a folder",
@@ -135,26 +243,17 @@ impl Watcher {
         std::fs::create_dir_all(cfg.out_dir.join("failed")).map_err(|e| {
             WatchError::Setup(format!("cannot create {}: {e}", cfg.out_dir.display()))
         })?;
+        let setup = |e: EngineError| match e {
+            EngineError::BadImage(m) | EngineError::Refused(m) | EngineError::Failed(m) => {
+                WatchError::Setup(m)
+            }
+        };
         if let Some(key) = &cfg.preset
-            && app.presets.get().get(key).is_none()
+            && !engine.has_preset(key).map_err(setup)?
         {
             return Err(WatchError::Setup(format!("unknown preset {key:?}")));
         }
-        let user = match cfg.user {
-            Some(id) => {
-                let id = UserId::new(id);
-                ops::user_row(&app, id)?;
-                id
-            }
-            None => {
-                let id = UserId::new(WATCH_USER);
-                app.store
-                    .ensure_user(id, app.now_ms())
-                    .map_err(OpsError::from)?;
-                ops::set_unlimited(&app, id, true)?;
-                id
-            }
-        };
+        let user = engine.prepare_user(cfg.user).map_err(setup)?;
         let state = match std::fs::read(cfg.out_dir.join(STATE_FILE)) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map_err(|e| WatchError::Setup(format!("the watch state file is damaged: {e}")))?,
@@ -162,7 +261,7 @@ impl Watcher {
             Err(e) => return Err(WatchError::Setup(format!("cannot read the state: {e}"))),
         };
         Ok(Self {
-            app,
+            engine,
             cfg,
             user,
             state,
@@ -258,16 +357,16 @@ impl Watcher {
                 );
             }
         };
-        let input = match ops::store_input(&self.app, &bytes) {
+        let input = match self.engine.store_input(&bytes) {
             Ok(i) => i,
-            Err(OpsError::BadImage(why)) => {
+            Err(EngineError::BadImage(why) | EngineError::Refused(why)) => {
                 return self.fail(
                     name,
                     (size, mtime_ms),
                     &format!("not a usable image: {why}"),
                 );
             }
-            Err(e) => return Err(e.into()),
+            Err(EngineError::Failed(e)) => return Err(WatchError::Engine(e)),
         };
         let job = JobId::new();
         self.state.files.insert(
@@ -279,34 +378,29 @@ impl Watcher {
             },
         );
         self.save()?;
-        let presets = self.app.presets.get();
-        let preset = self.cfg.preset.as_deref().and_then(|k| presets.get(k));
-        let spec = JobSpec {
+        self.submit(name, job, input)
+    }
+
+    fn submit(&mut self, name: &str, job: JobId, input: String) -> Result<(), WatchError> {
+        let spec = ops::EditSpec {
             user: self.user,
-            chat: None,
-            inputs: vec![input],
             preset: self.cfg.preset.clone(),
-            prompt: self
-                .cfg
-                .prompt
-                .clone()
-                .or_else(|| preset.map(|p| p.prompt.clone())),
-            workflow: preset
-                .and_then(|p| p.workflow.clone())
-                .unwrap_or_else(|| self.app.config.comfyui.default_workflow.clone()),
-            seed: rand::random(),
-            price: ops::listed_price(&self.app, self.cfg.preset.as_deref()),
-            lane: Lane::Normal,
+            prompt: self.cfg.prompt.clone(),
+            inputs: vec![input],
+            ..Default::default()
         };
-        match ops::submit_edit(&self.app, job, spec) {
-            Ok(_) => {
+        match self.engine.submit(job, spec) {
+            Ok(()) => {
                 tracing::info!(file = name, %job, "watched file submitted");
                 Ok(())
             }
-            Err(e @ (OpsError::InsufficientPoints { .. } | OpsError::Banned(_))) => {
-                self.fail(name, (size, mtime_ms), &e.to_string())
+            Err(EngineError::Refused(why) | EngineError::BadImage(why)) => {
+                let stamp = self.state.files[name].stamp();
+                self.fail(name, stamp, &why)
             }
-            Err(e) => Err(e.into()),
+            // Stays `Submitted`: the next scan finds the job unknown and submits it again
+            // under the same id.
+            Err(EngineError::Failed(e)) => Err(WatchError::Engine(e)),
         }
     }
 
@@ -317,30 +411,37 @@ impl Watcher {
             self.fail(name, stamp, "the state file names a bad job id")?;
             return Ok(true);
         };
-        let record = match ops::job(&self.app, id) {
-            Ok(r) => r,
-            // Not in the queue: the crash came before the submission finished. Submitting
-            // again with the same id is harmless.
-            Err(OpsError::UnknownJob(_)) => {
-                self.state.files.insert(
-                    name.to_string(),
-                    Entry::Seen {
-                        size: stamp.0,
-                        mtime_ms: stamp.1,
-                    },
-                );
-                self.take(name, stamp)?;
+        let (state, last_error) = match self.engine.job(id).map_err(engine_error)? {
+            Some(s) => s,
+            // Not in the queue: the stop came before the submission. Taking the file again
+            // under the same job id is harmless (submission is idempotent by id).
+            None => {
+                let path = self.cfg.in_dir.join(name);
+                let bytes = match std::fs::read(&path) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.fail(name, stamp, &format!("cannot read the file: {e}"))?;
+                        return Ok(true);
+                    }
+                };
+                match self.engine.store_input(&bytes) {
+                    Ok(input) => self.submit(name, id, input)?,
+                    Err(EngineError::Failed(e)) => return Err(WatchError::Engine(e)),
+                    Err(EngineError::BadImage(why) | EngineError::Refused(why)) => {
+                        self.fail(name, stamp, &format!("not a usable image: {why}"))?;
+                    }
+                }
                 return Ok(true);
             }
-            Err(e) => return Err(e.into()),
         };
-        match record.state() {
+        match state {
             JobState::Queued | JobState::Running => Ok(false),
             JobState::Succeeded => {
-                let png = match ops::job_result(&self.app, id, 0) {
+                let png = match self.engine.result(id) {
                     Ok(p) => p,
-                    Err(e) => {
-                        self.fail(name, stamp, &e.to_string())?;
+                    Err(EngineError::Failed(e)) => return Err(WatchError::Engine(e)),
+                    Err(EngineError::Refused(e) | EngineError::BadImage(e)) => {
+                        self.fail(name, stamp, &e)?;
                         return Ok(true);
                     }
                 };
@@ -359,10 +460,7 @@ impl Watcher {
                 Ok(true)
             }
             state => {
-                let why = record
-                    .last_error
-                    .clone()
-                    .unwrap_or_else(|| format!("the job ended {}", state.as_str()));
+                let why = last_error.unwrap_or_else(|| format!("the job ended {}", state.as_str()));
                 self.fail(
                     name,
                     stamp,
@@ -428,7 +526,7 @@ impl Watcher {
         let mut s = WatchStatus {
             in_dir: self.cfg.in_dir.display().to_string(),
             out_dir: self.cfg.out_dir.display().to_string(),
-            last_scan_ms: self.app.now_ms(),
+            last_scan_ms: self.engine.now_ms(),
             ..Default::default()
         };
         for (name, e) in &self.state.files {
@@ -456,41 +554,66 @@ impl Watcher {
     }
 }
 
-/// Scans every `interval` until `stop`, publishing the status on `app.watch`.
+fn engine_error(e: EngineError) -> WatchError {
+    match e {
+        EngineError::BadImage(m) | EngineError::Refused(m) | EngineError::Failed(m) => {
+            WatchError::Engine(m)
+        }
+    }
+}
+
+/// The service's watched folder: scans every `interval` until `stop`, publishing the status
+/// on `app.watch`.
 pub async fn run(
     app: App,
     cfg: Watch,
     interval: std::time::Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let opened = {
         let cfg = cfg.clone();
         app.blocking(move |app| Watcher::open(app.clone(), cfg))
             .await
     };
-    let watcher = match opened {
-        Ok(w) => Arc::new(Mutex::new(w)),
+    match opened {
+        Ok(w) => {
+            let board = app.watch.clone();
+            run_watcher(w, interval, stop, move |s| board.set(s)).await;
+        }
         Err(e) => {
             tracing::error!(error = %e, dir = %cfg.in_dir.display(), "the watched folder is off");
-            return;
         }
-    };
+    }
+}
+
+/// Scans every `interval` until `stop` (off the async runtime), handing each status to
+/// `publish`. A failed scan is logged and retried on the next tick.
+pub async fn run_watcher(
+    watcher: Watcher,
+    interval: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    publish: impl Fn(WatchStatus) + Send + 'static,
+) {
+    let watcher = Arc::new(Mutex::new(watcher));
     let mut tick = tokio::time::interval(interval);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => {}
         }
         if *stop.borrow() {
+            // An engine may hold a blocking HTTP client: drop it off the runtime.
+            let _ = tokio::task::spawn_blocking(move || drop(watcher)).await;
             return;
         }
         let w = watcher.clone();
-        let result = app
-            .blocking(move |_| w.lock().unwrap_or_else(|p| p.into_inner()).scan())
-            .await;
-        match result {
-            Ok(status) => app.watch.set(status),
-            Err(e) => tracing::error!(error = %e, "watched folder scan failed"),
+        let scanned =
+            tokio::task::spawn_blocking(move || w.lock().unwrap_or_else(|p| p.into_inner()).scan())
+                .await;
+        match scanned {
+            Ok(Ok(status)) => publish(status),
+            Ok(Err(e)) => tracing::error!(error = %e, "watched folder scan failed"),
+            Err(e) => tracing::error!(error = %e, "watched folder scan panicked"),
         }
     }
 }
