@@ -273,7 +273,7 @@ pub async fn run(
     let mut workers = crate::worker::spawn_all(&app, stop_rx.clone());
     workers.push(tokio::spawn(crate::bot::run(app.clone(), stop_rx.clone())));
     if let Some(w) = app.config.watch.clone() {
-        let every = std::time::Duration::from_secs(2);
+        let every = w.interval;
         workers.push(tokio::spawn(crate::watch::run(
             app.clone(),
             w,

@@ -52,9 +52,10 @@ pub fn run(config_path: &Path, args: WatchArgs) -> Result<(), CliError> {
         preset: args.preset,
         prompt: args.prompt,
         user: args.user,
+        interval: std::time::Duration::from_secs(args.interval.max(1)),
     };
     config.watch = None;
-    let interval = std::time::Duration::from_secs(args.interval.max(1));
+    let interval = watch.interval;
     match connect(config)? {
         Target::Direct(app) => standalone(app, watch, interval),
         Target::Daemon(d) => {

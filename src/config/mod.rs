@@ -62,6 +62,8 @@ pub struct Watch {
     pub prompt: Option<String>,
     /// The user charged; when absent, jobs run free as the operator's watch user (id 0).
     pub user: Option<i64>,
+    /// Time between scans of `in_dir`.
+    pub interval: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]

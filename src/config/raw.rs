@@ -67,6 +67,7 @@ struct RawWatch {
     preset: Option<String>,
     prompt: Option<String>,
     user: Option<i64>,
+    interval: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -529,6 +530,10 @@ impl RawConfig {
                     preset: w.preset,
                     prompt: w.prompt,
                     user: w.user,
+                    interval: match &w.interval {
+                        Some(t) => positive_duration("watch.interval", t)?,
+                        None => std::time::Duration::from_secs(2),
+                    },
                 })
             }
         };

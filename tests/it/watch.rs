@@ -33,6 +33,7 @@ fn cfg(root: &Path) -> Watch {
         preset: Some("anime".into()),
         prompt: None,
         user: None,
+        interval: std::time::Duration::from_secs(2),
     }
 }
 
@@ -309,5 +310,40 @@ async fn through_the_running_service_api_the_batch_is_the_same() {
     let r = t.app.queue.get(job).unwrap().unwrap();
     assert_eq!(r.user().get(), 0);
     assert_eq!(r.price().get(), 0);
+    t.stop().await;
+}
+
+/// The service's own watched folder (`[watch]`), on its timer: the one place here where the
+/// test polls (a file appearing has no event to wait on), with a deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_watches_its_configured_folder() {
+    let comfy = FakeComfy::start().await;
+    let root = tempfile::tempdir().unwrap();
+    let in_dir = root.path().join("drop");
+    std::fs::create_dir_all(&in_dir).unwrap();
+    std::fs::write(in_dir.join("sky.png"), png(30, 20)).unwrap();
+    let extra = format!(
+        "[watch]\nin_dir = {:?}\nprompt = \"make the sky purple\"\ninterval = \"50ms\"\n",
+        in_dir.display().to_string()
+    );
+    let t = TestApp::start(&[comfy.url()], &extra).await;
+    let out = in_dir.join("edited/sky.edited.png");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !out.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no result from the service's watcher"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let status = qwenedit::ops::status(&t.app).unwrap();
+    let w = status.watch.expect("the batch is on the status");
+    assert!(w.done <= 1 && w.failed == 0, "{w:?}");
+    assert!(
+        comfy.prompts()[0]
+            .graph
+            .to_string()
+            .contains("make the sky purple")
+    );
     t.stop().await;
 }
