@@ -347,3 +347,87 @@ async fn the_service_watches_its_configured_folder() {
     );
     t.stop().await;
 }
+
+/// Polls for a file the `qwenedit watch` process writes (no event crosses the process
+/// boundary), with a deadline.
+fn wait_file(path: &Path, log: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never appeared; the watch log:\n{}",
+            path.display(),
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn terminate(mut child: std::process::Child) -> std::process::ExitStatus {
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap()
+}
+
+/// `qwenedit watch` as the operator runs it: alone with the service stopped, then through the
+/// running service's API, on the same folders — the second run does not redo the first's file.
+#[test]
+fn the_watch_command_runs_alone_and_through_a_running_service() {
+    use crate::support::process::Daemon;
+
+    let comfy = FakeComfy::start_in_thread();
+    let dir = tempfile::tempdir().unwrap();
+    // The CLI finds the service at `web.listen`: a port known in advance.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("[web]\nlisten = \"127.0.0.1:{port}\"\n");
+    let text = crate::support::app::config_text(&[comfy.url()], &listen)
+        .replace("level = \"warn\"", "level = \"info\"\nformat = \"json\"");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, text).unwrap();
+    let (in_dir, out_dir) = (dir.path().join("in"), dir.path().join("out"));
+    std::fs::create_dir_all(&in_dir).unwrap();
+    std::fs::write(in_dir.join("first.png"), png(30, 30)).unwrap();
+    let watch = || {
+        std::process::Command::new(crate::support::bin())
+            .arg("--config")
+            .arg(&config)
+            .args([
+                "watch",
+                "in",
+                "--preset",
+                "anime",
+                "--out",
+                "out",
+                "--interval",
+                "1",
+            ])
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("watch.log")).unwrap())
+            .spawn()
+            .unwrap()
+    };
+
+    let alone = watch();
+    let log = dir.path().join("watch.log");
+    wait_file(&out_dir.join("first.edited.png"), &log);
+    assert!(terminate(alone).success(), "SIGTERM stops it cleanly");
+
+    let daemon = Daemon::start(&config);
+    std::fs::write(in_dir.join("second.png"), png(30, 30)).unwrap();
+    let through_api = watch();
+    wait_file(&out_dir.join("second.edited.png"), &log);
+    assert!(terminate(through_api).success());
+    assert_eq!(comfy.prompts().len(), 2, "first.png was not edited again");
+    let state = std::fs::read_to_string(out_dir.join(".qwenedit-watch.json")).unwrap();
+    assert!(state.contains("first.edited.png") && state.contains("second.edited.png"));
+    assert!(daemon.terminate().success());
+}
