@@ -831,3 +831,44 @@ async fn a_drained_backend_finishes_its_job_and_takes_no_new_ones() {
     assert_eq!(comfy.prompts().len(), 2);
     t.stop().await;
 }
+
+/// The key bookkeeping under the middleware: one reservation at a time, a repeat while the
+/// first runs is told so, an abandoned reservation (a crash) is taken over after a minute.
+#[test]
+fn idempotency_keys_are_reserved_once_and_abandoned_ones_are_taken_over() {
+    use qwenedit::store::{ReplayBegin, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let begin = |fp: &str, now: i64| store.replay_begin("k", fp, now, now - 60_000).unwrap();
+    assert_eq!(begin("POST /a 1", 1_000), ReplayBegin::Reserved);
+    assert_eq!(begin("POST /a 1", 2_000), ReplayBegin::InProgress);
+    assert_eq!(begin("POST /a 2", 2_000), ReplayBegin::Conflict);
+    assert_eq!(
+        begin("POST /a 1", 61_001),
+        ReplayBegin::Reserved,
+        "abandoned"
+    );
+    store.replay_finish("k", 200, b"{\"ok\":1}").unwrap();
+    assert_eq!(
+        begin("POST /a 1", 70_000),
+        ReplayBegin::Done {
+            status: 200,
+            body: b"{\"ok\":1}".to_vec()
+        }
+    );
+    store.replay_abort("k").unwrap();
+    assert!(
+        matches!(begin("POST /a 1", 80_000), ReplayBegin::Done { .. }),
+        "a finished key stays"
+    );
+    assert_eq!(
+        store.replay_begin("j", "x", 1, 0).unwrap(),
+        ReplayBegin::Reserved
+    );
+    store.replay_abort("j").unwrap();
+    assert_eq!(
+        store.replay_begin("j", "y", 2, 0).unwrap(),
+        ReplayBegin::Reserved,
+        "freed"
+    );
+}
