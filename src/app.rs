@@ -321,10 +321,17 @@ async fn periodic(app: App, mut stop: tokio::sync::watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
-        match crate::ops::weekly_task(&app).await {
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "weekly bonus failed"),
+        let duties = async {
+            if let Err(e) = crate::ops::weekly_task(&app).await {
+                tracing::error!(error = %e, "weekly bonus failed");
+            }
+            crate::ops::stars_task(&app).await;
+        };
+        // A long run of notices must not hold up a shutdown: storage steps finish on their own
+        // threads, and an unsent notice is only a notice.
+        tokio::select! {
+            _ = duties => {}
+            _ = stop.changed() => return,
         }
-        crate::ops::stars_task(&app).await;
     }
 }

@@ -178,6 +178,7 @@ checkout-stale = This invoice has expired or is already paid. Open Top up in you
 checkout-mismatch = The amount does not match the invoice. Open Top up in your profile and choose a pack again.
 checkout-off = Top-ups are not available right now. No Stars were charged.
 payment-credited = ✅ Payment received: +{ points }. Balance: { $balance }.
+payment-later = Payment received. The points will be on your balance within a few minutes.
 payment-unmatched = Your payment arrived, but we could not match it to an invoice. Please contact support — we will sort it out.
 payments-title = 🧾 Payments:
 paid-stars = { $n } ⭐

@@ -66,6 +66,9 @@ pub async fn command(ctx: &Ctx, name: &str, args: &str) {
                     );
                     for e in &s.ledger {
                         text.push_str(&format!("\n{:+} {}", e.delta, e.reason.as_str()));
+                        if let Some(r) = &e.reference {
+                            text.push_str(&format!(" {r}"));
+                        }
                     }
                     for j in &s.jobs {
                         text.push_str(&format!("\n{} {}", j.id, j.state().as_str()));

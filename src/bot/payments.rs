@@ -176,11 +176,16 @@ pub async fn successful(ctx: &Ctx, payload: String, currency: String, total: u32
         Ok(Credited::Duplicate) => {
             tracing::info!(%user, charge_id = %charge, "successful_payment delivered again");
         }
-        Err(e) => {
+        Err(OpsError::Invalid(e)) => {
             // Logged with the details by ops; the support contact sorts it out.
             tracing::error!(%user, charge_id = %charge, error = %e, "a Stars payment could not be credited");
             ctx.say(&ctx.t("payment-unmatched"), Default::default())
                 .await;
+        }
+        Err(e) => {
+            // Storage trouble: the Stars reconciliation credits it on its next run.
+            tracing::error!(%user, charge_id = %charge, error = %e, "a Stars payment is left to reconciliation");
+            ctx.say(&ctx.t("payment-later"), Default::default()).await;
         }
     }
 }

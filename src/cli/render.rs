@@ -71,11 +71,17 @@ pub fn user(v: &UserView) -> String {
         let _ = writeln!(s, "  (none)");
     }
     for e in &v.ledger {
+        // The payment id (`stars:<charge id>` for `admin refund-stars`), promocode or week.
+        let reference = e
+            .reference
+            .as_deref()
+            .map(|r| format!("  {r}"))
+            .unwrap_or_default();
         let note = e
             .note
             .as_deref()
-            .map(|n| format!("  \"{n}\""))
-            .unwrap_or_default();
+            .map(|n| format!("{reference}  \"{n}\""))
+            .unwrap_or(reference);
         let line = format!(
             "  #{:<5} {}  {:>+7}  {:<12}{note}",
             e.id,

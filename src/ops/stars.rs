@@ -93,7 +93,12 @@ fn payment_id(charge_id: &str) -> String {
 /// points, once per charge id. After a crash between the two, reconciliation finds Telegram's
 /// refund and takes the points back.
 pub async fn refund_stars(app: &App, charge_id: &str) -> Result<RefundOutcome, OpsError> {
-    let charge = charge_id.trim().to_string();
+    // `admin user` shows the payment as `stars:<charge id>`: either form is accepted.
+    let trimmed = charge_id.trim();
+    let charge = trimmed
+        .strip_prefix("stars:")
+        .unwrap_or(trimmed)
+        .to_string();
     if charge.is_empty() || charge.len() > 256 || charge.chars().any(char::is_whitespace) {
         return Err(OpsError::Invalid(format!(
             "{charge_id:?} is not a Telegram payment charge id"
@@ -172,7 +177,11 @@ pub fn reconcile_stars(app: &App, txs: &[StarTransaction]) -> Result<StarsReport
         transactions: txs.len(),
         ..Default::default()
     };
-    for tx in txs {
+    // Payments before refunds, whatever order Telegram lists them in: a refund of a payment we
+    // also missed is then applied in the same run.
+    let (payments, refunds): (Vec<&StarTransaction>, Vec<&StarTransaction>) =
+        txs.iter().partition(|tx| !tx.refund);
+    for tx in payments.into_iter().chain(refunds) {
         let Some(payload) = tx.payload.as_deref().filter(|p| p.starts_with("order:")) else {
             continue;
         };

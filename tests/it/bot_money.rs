@@ -8,8 +8,11 @@ use crate::support::bot::{BotTest, Setup, ru_en};
 
 const ALICE: i64 = 1001;
 const BOB: i64 = 1002;
-/// Sunday 2026-11-29 12:00 UTC (15:00 in Moscow): the weekly bonus is due on Mondays at 12:00.
+/// Sunday 2026-11-29 12:00 UTC (15:00 in Moscow).
 const SUNDAY: i64 = 1_795_953_600_000;
+/// Monday 2026-11-30 11:00 in Moscow: the weekly bonus is due on Mondays at 12:00, so the
+/// service's own start-up run credits nothing, whenever it runs.
+const MONDAY_MORNING: i64 = 1_796_025_600_000;
 /// Monday 2026-11-30 12:01 in Moscow.
 const MONDAY: i64 = 1_796_029_260_000;
 
@@ -75,7 +78,7 @@ async fn promo_codes(lang: &str) {
 /// gets the points without a message; then Alice stops them from the notice itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weekly_notice_sent_and_suppressed_after_opting_out() {
-    let clock = Clock::manual(SUNDAY);
+    let clock = Clock::manual(MONDAY_MORNING);
     let b = BotTest::with(
         Setup::default()
             .no_comfy()
@@ -98,7 +101,7 @@ async fn weekly_notice_sent_and_suppressed_after_opting_out() {
     let app = b.app().app.clone();
     let bob_before = b.tg.messages(BOB).len();
 
-    clock.advance_ms(MONDAY - SUNDAY);
+    clock.advance_ms(MONDAY - MONDAY_MORNING);
     let r = ops::weekly_task(&app).await.unwrap();
     assert_eq!((r.week.as_str(), r.credited), ("2026-W49", 2));
     b.tg.wait_idle().await;

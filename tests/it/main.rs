@@ -19,6 +19,7 @@ mod ledger_props;
 mod logs;
 mod metrics;
 mod money;
+mod money_props;
 mod openapi;
 mod queue;
 mod status_browser;
