@@ -7,6 +7,7 @@ mod edit;
 mod logging;
 mod render;
 mod serve;
+mod systemd;
 mod target;
 mod watch;
 
@@ -50,6 +51,9 @@ pub enum Command {
     /// Turn every image dropped into a folder into an edit: through the running service's API,
     /// or with its own workers when the service is stopped.
     Watch(watch::WatchArgs),
+    /// Print the man page (roff) on stdout; the .deb is built with it.
+    #[command(hide = true)]
+    Man,
 }
 
 /// A failure to report on stderr; the message is already phrased for the operator.
@@ -60,6 +64,14 @@ impl<E: std::fmt::Display> From<E> for CliError {
     fn from(e: E) -> Self {
         CliError(e.to_string())
     }
+}
+
+/// The man page, from the same definitions as `--help`.
+fn man() -> Result<(), CliError> {
+    use clap::CommandFactory;
+    let mut out = std::io::stdout().lock();
+    clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+    Ok(())
 }
 
 pub fn load_config(path: &std::path::Path) -> Result<Config, CliError> {
@@ -74,6 +86,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Edit(args) => edit::run(&cli.config, args),
         Command::Doctor => doctor::run(&cli.config),
         Command::Watch(args) => watch::run(&cli.config, args),
+        Command::Man => man(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

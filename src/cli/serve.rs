@@ -4,7 +4,7 @@ use std::path::Path;
 
 use tokio::net::TcpListener;
 
-use super::{CliError, load_config, logging};
+use super::{CliError, load_config, logging, systemd};
 use crate::app::{self, App, Clock};
 
 pub fn run(config_path: &Path) -> Result<(), CliError> {
@@ -34,9 +34,15 @@ pub fn run(config_path: &Path) -> Result<(), CliError> {
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| CliError(format!("cannot listen on {listen}: {e}")))?;
-        app::run(app, listener, shutdown_signal())
-            .await
-            .map_err(|e| CliError(e.to_string()))?;
+        let watchdog = tokio::spawn(systemd::watchdog());
+        systemd::ready();
+        let stopped = async {
+            shutdown_signal().await;
+            systemd::stopping();
+        };
+        let served = app::run(app, listener, stopped).await;
+        watchdog.abort();
+        served.map_err(|e| CliError(e.to_string()))?;
         tracing::info!("stopped");
         Ok(())
     })

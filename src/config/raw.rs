@@ -633,14 +633,26 @@ fn secret(
                     format!("cannot read {}: {e}", path.display()),
                 )
             })?;
-            let text = text.trim();
-            if text.is_empty() {
+            if text.trim().is_empty() {
                 return Err(ConfigError::key(
                     format!("{key}_file"),
                     format!("{} is empty", path.display()),
                 ));
             }
-            Ok(Some(SecretString::from(text.to_string())))
+            // Lines starting with `#` are comments: the .deb installs a credentials file with
+            // only a comment, which means "no token yet".
+            let mut lines = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'));
+            match (lines.next(), lines.next()) {
+                (None, _) => Ok(None),
+                (Some(secret), None) => Ok(Some(SecretString::from(secret.to_string()))),
+                (Some(_), Some(_)) => Err(ConfigError::key(
+                    format!("{key}_file"),
+                    format!("{} has more than one line besides comments", path.display()),
+                )),
+            }
         }
         (None, None) => Ok(None),
     }

@@ -317,3 +317,33 @@ async fn payments_are_counted_by_rail_and_state() {
     assert_eq!(m.get("qwenedit_queue_oldest_wait_seconds", &[]), Some(5.2));
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telegram_errors_and_429s_are_counted() {
+    use crate::support::bot::{BotTest, Setup};
+    let b = BotTest::with(Setup::default().no_comfy()).await;
+    b.say(42, "/start").await;
+    let count = |m: &Exposition, kind: &str| {
+        m.get("qwenedit_telegram_errors_total", &[("kind", kind)])
+            .unwrap()
+    };
+    let before = scrape(b.app()).await;
+    // The API error first: the 429 is waited out (and counted before the wait).
+    b.tg.fail_next("sendMessage", 400, "Bad Request: chat not found", None);
+    b.tg.fail_next(
+        "sendMessage",
+        429,
+        "Too Many Requests: retry after 1",
+        Some(1),
+    );
+    b.say(42, "/help").await;
+    b.say(42, "/help").await;
+    let after = scrape(b.app()).await;
+    assert_eq!(
+        count(&after, "too_many_requests") - count(&before, "too_many_requests"),
+        1.0
+    );
+    assert_eq!(count(&after, "api") - count(&before, "api"), 1.0);
+    assert_eq!(count(&after, "network"), 0.0);
+    b.stop().await;
+}
