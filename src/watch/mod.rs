@@ -32,6 +32,8 @@ use crate::ops::{self, OpsError};
 pub const STATE_FILE: &str = ".qwenedit-watch.json";
 /// The user of free watch jobs when no user is configured.
 pub const WATCH_USER: i64 = 0;
+/// Bigger files are refused without being read (no photo is this big).
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -346,6 +348,10 @@ impl Watcher {
 
     /// Submits a stable file: the job id goes into the state file first.
     fn take(&mut self, name: &str, (size, mtime_ms): (u64, i64)) -> Result<(), WatchError> {
+        if size > MAX_FILE_BYTES {
+            let why = format!("the file is too big ({size} bytes; at most {MAX_FILE_BYTES})");
+            return self.fail(name, (size, mtime_ms), &why);
+        }
         let path = self.cfg.in_dir.join(name);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,

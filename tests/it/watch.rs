@@ -431,3 +431,20 @@ fn the_watch_command_runs_alone_and_through_a_running_service() {
     assert!(state.contains("first.edited.png") && state.contains("second.edited.png"));
     assert!(daemon.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_file_is_refused_without_being_read() {
+    let t = TestApp::start(&["http://127.0.0.1:9".parse().unwrap()], "").await;
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(root.path());
+    let f = std::fs::File::create(c.in_dir.join("movie.mov")).unwrap();
+    f.set_len(qwenedit::watch::MAX_FILE_BYTES + 1).unwrap(); // sparse: costs no disk
+    drop(f);
+    let mut w = Watcher::open(t.app.clone(), c.clone()).unwrap();
+    w.scan().unwrap();
+    let s = w.scan().unwrap();
+    assert_eq!(s.failed, 1);
+    let reason = std::fs::read_to_string(c.out_dir.join("failed/movie.mov.txt")).unwrap();
+    assert!(reason.starts_with("the file is too big"), "{reason}");
+    t.stop().await;
+}
