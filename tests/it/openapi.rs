@@ -110,6 +110,22 @@ async fn the_spec_is_valid_openapi_3_and_matches_the_router() {
                     "{method} {path}: path parameter {name} undeclared"
                 );
             }
+            if method == "post" {
+                assert!(
+                    op["parameters"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"),
+                    "{method} {path}: Idempotency-Key undocumented"
+                );
+                assert!(
+                    responses["409"]["description"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("idempotency_conflict")),
+                    "{method} {path}: the idempotency conflict undocumented"
+                );
+            }
             if let Some(id) = op["operationId"].as_str() {
                 assert!(
                     operation_ids.insert(id.to_string()),

@@ -218,6 +218,10 @@ impl utoipa::Modify for BearerAuth {
             for (method, op) in [("get", &mut item.get), ("post", &mut item.post)] {
                 let Some(op) = op else { continue };
                 op.operation_id = Some(format!("{method}_{slug}"));
+                let public = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                if method == "post" && !public {
+                    idempotent(op);
+                }
                 for r in op.responses.responses.values_mut() {
                     if let utoipa::openapi::RefOr::T(r) = r
                         && r.description.is_empty()
@@ -239,6 +243,40 @@ impl utoipa::Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Every POST takes an `Idempotency-Key` (the middleware is on all of them): the header and
+/// its 409 answers are added to each, so no operation can miss them.
+fn idempotent(op: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let params = op.parameters.get_or_insert_with(Vec::new);
+    let named = |p: &RefOr<utoipa::openapi::path::Parameter>| matches!(p, RefOr::T(p) if p.name == "Idempotency-Key");
+    if !params.iter().any(named) {
+        params.extend(
+            IdempotencyKeyHeader::into_params(|| None)
+                .into_iter()
+                .map(RefOr::T),
+        );
+    }
+    let conflicts = "`idempotency_conflict`, `idempotency_in_progress`";
+    match op.responses.responses.get_mut("409") {
+        Some(RefOr::T(r)) if !r.description.contains("idempotency_conflict") => {
+            r.description = format!("{}; {conflicts}", r.description);
+        }
+        Some(_) => {}
+        None => {
+            let r = ResponseBuilder::new()
+                .description(conflicts)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build();
+            op.responses.responses.insert("409".into(), RefOr::T(r));
+        }
     }
 }
 
