@@ -63,6 +63,8 @@ pub struct App {
     pub telegram: Option<Arc<dyn crate::ops::Telegram>>,
     /// The YooKassa client, when `[yookassa]` is enabled.
     pub yookassa: Option<crate::yookassa::Client>,
+    /// The watched folder's latest status, when one runs.
+    pub watch: crate::watch::WatchBoard,
     /// Counters and histograms for `/metrics`.
     pub telemetry: crate::telemetry::Telemetry,
 }
@@ -194,6 +196,7 @@ impl App {
                 presets,
                 telegram,
                 yookassa,
+                watch: Default::default(),
                 telemetry,
             },
             report,
@@ -277,6 +280,15 @@ pub async fn run(
         app.clone(),
         stop_rx.clone(),
     )));
+    if let Some(w) = app.config.watch.clone() {
+        let every = w.interval;
+        workers.push(tokio::spawn(crate::watch::run(
+            app.clone(),
+            w,
+            every,
+            stop_rx.clone(),
+        )));
+    }
     workers.push(tokio::spawn(periodic(app.clone(), stop_rx.clone())));
     workers.push(tokio::spawn(retention(app.clone(), stop_rx)));
     let web_shutdown = async move {

@@ -15,6 +15,7 @@ pub mod presets;
 pub mod queue;
 pub mod store;
 pub mod telemetry;
+pub mod watch;
 pub mod web;
 pub mod worker;
 pub mod yookassa;

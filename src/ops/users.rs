@@ -27,7 +27,7 @@ pub struct TopupRequest {
     pub idempotency_key: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TopupOutcome {
     pub user: i64,
     pub points: u32,

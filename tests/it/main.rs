@@ -2,6 +2,7 @@
 
 mod support;
 
+mod api_v1;
 mod bot_admin;
 mod bot_edges;
 mod bot_flows;
@@ -21,11 +22,13 @@ mod logs;
 mod metrics;
 mod money;
 mod money_props;
+mod openapi;
 mod queue;
 mod status_browser;
 mod status_page;
 mod systemd_notify;
 mod uploads;
+mod watch;
 mod worker;
 mod workflows;
 mod yookassa;
