@@ -633,6 +633,10 @@ fn every_documented_key_of_the_example_config_parses() {
             text.push_str("[yookassa]\n");
             continue;
         }
+        if rest.starts_with('[') {
+            // The next section's documentation.
+            break;
+        }
         let Some((key, _)) = rest.split_once(" = ") else {
             continue;
         };
