@@ -48,6 +48,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Free space for unprivileged writes on the file system holding `dir`, in bytes.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    rustix::fs::statvfs(dir)
+        .ok()
+        .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ pub mod codec;
 pub mod comfy;
 pub mod config;
 pub mod domain;
+pub mod faults;
 pub mod files;
 pub mod media;
 pub mod ops;

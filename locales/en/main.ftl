@@ -146,7 +146,8 @@ too-many-jobs = You already have { $n ->
 } in progress. Please wait for the results.
 unknown-input = I didn't get that. Send a photo or press a menu button.
 stale-button = This button has expired. Please open the menu again.
-busy-disk = The server is busy right now. Please try again later.
+not-accepted = ⚠️ This edit did not start: the bot was restarting at that moment. Nothing was charged — please try again.
+busy-disk = The server is out of storage space for new photos right now. Nothing was charged — please try again later.
 error-generic = Something went wrong. Please try again.
 
 admin-only = This command is for admins only.

@@ -3,9 +3,11 @@
 //! failure with the points returned. Undelivered results are delivered after a restart.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::ctx::Shared;
@@ -21,32 +23,111 @@ pub const PROGRESS_EVERY: Duration = Duration::from_millis(1_000);
 /// How often queued jobs' positions are refreshed.
 const QUEUE_REFRESH: Duration = Duration::from_secs(5);
 
-pub async fn run(s: Shared, mut stop: watch::Receiver<bool>) {
-    let mut events = s.app.events.subscribe();
-    let mut next_edit: HashMap<i64, Instant> = HashMap::new();
-    resume(&s).await;
+/// Delivers what finished while the process was down (and tells chats whose confirmed edit
+/// was never accepted), then follows job events until `stop`. Returns once the backlog is
+/// done, so that the bot reads new updates only after it.
+pub async fn start(s: Shared, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    // Subscribed before the backlog, so that nothing finishing meanwhile is missed.
+    let events = s.app.events.subscribe();
+    resume(&s, true).await;
+    tokio::spawn(run(s, events, stop))
+}
+
+/// When each chat may be edited next (about once a second, or after a flood-control wait).
+/// Shared by the chats' delivery tasks and the queue refresh; never locked across an await.
+#[derive(Clone, Default)]
+struct Turns(Arc<Mutex<HashMap<i64, Instant>>>);
+
+impl Turns {
+    fn get(&self, chat: i64) -> Option<Instant> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&chat)
+            .copied()
+    }
+
+    fn set(&self, chat: i64, at: Instant) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(chat, at);
+    }
+}
+
+/// A chat's delivery task ends after this long without events (a new one starts on demand).
+const CHAT_IDLE: Duration = Duration::from_secs(30);
+
+/// Routes job events to one task per chat: a chat waiting for its turn (the per-chat edit
+/// rate, flood control) never holds up another chat's progress or result.
+async fn run(
+    s: Shared,
+    mut events: broadcast::Receiver<JobEvent>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let turns = Turns::default();
+    let mut chats: HashMap<i64, mpsc::UnboundedSender<JobEvent>> = HashMap::new();
+    let mut tasks = JoinSet::new();
     let mut refresh = tokio::time::interval(QUEUE_REFRESH);
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
                 Ok(ev) => {
-                    // Every line logged while handling it names the job and its user.
-                    let span = tracing::info_span!("job", job = %ev.job, user = %ev.user);
-                    on_event(&s, ev, &mut next_edit).instrument(span).await
+                    while tasks.try_join_next().is_some() {}
+                    let Some(chat) = ev.chat else { continue };
+                    let ev = match chats.get(&chat) {
+                        Some(tx) => match tx.send(ev) {
+                            Ok(()) => continue,
+                            Err(mpsc::error::SendError(ev)) => ev,
+                        },
+                        None => ev,
+                    };
+                    // No task for this chat (or it just ended): a new one.
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    let _ = tx.send(ev);
+                    chats.insert(chat, tx);
+                    tasks.spawn(chat_task(s.clone(), turns.clone(), rx));
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(skipped = n, "delivery lagged behind job events");
-                    resume(&s).await;
+                    resume(&s, false).await;
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
-            _ = refresh.tick() => refresh_queued(&s, &mut next_edit).await,
+            _ = refresh.tick() => refresh_queued(&s, &turns).await,
             _ = stop.changed() => break,
         }
         if *stop.borrow() {
             break;
         }
     }
+    // The chats finish what they were given.
+    drop(chats);
+    while tasks.join_next().await.is_some() {}
+}
+
+/// One chat's events, in order, until `CHAT_IDLE` passes without any.
+async fn chat_task(s: Shared, turns: Turns, mut rx: mpsc::UnboundedReceiver<JobEvent>) {
+    loop {
+        match tokio::time::timeout(CHAT_IDLE, rx.recv()).await {
+            Ok(Some(ev)) => traced_event(&s, ev, &turns).await,
+            Ok(None) => return,
+            Err(_) => {
+                // Refuse new events, then handle any that came in meanwhile.
+                rx.close();
+                while let Ok(ev) = rx.try_recv() {
+                    traced_event(&s, ev, &turns).await;
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Handles one event; every line logged meanwhile names the job and its user.
+async fn traced_event(s: &Shared, ev: JobEvent, turns: &Turns) {
+    let span = tracing::info_span!("job", job = %ev.job, user = %ev.user);
+    on_event(s, ev, turns).instrument(span).await
 }
 
 fn bar(percent: u8) -> String {
@@ -54,7 +135,7 @@ fn bar(percent: u8) -> String {
     format!("{}{}", "▓".repeat(filled), "░".repeat(10 - filled))
 }
 
-async fn on_event(s: &Shared, ev: JobEvent, next_edit: &mut HashMap<i64, Instant>) {
+async fn on_event(s: &Shared, ev: JobEvent, next_edit: &Turns) {
     let Ok(Some(m)) = JobMessages::load(&s.app.store, ev.job) else {
         return;
     };
@@ -95,9 +176,9 @@ async fn on_event(s: &Shared, ev: JobEvent, next_edit: &mut HashMap<i64, Instant
     }
 }
 
-async fn wait_turn(next_edit: &HashMap<i64, Instant>, chat: i64) {
-    if let Some(at) = next_edit.get(&chat) {
-        tokio::time::sleep_until((*at).into()).await;
+async fn wait_turn(next_edit: &Turns, chat: i64) {
+    if let Some(at) = next_edit.get(chat) {
+        tokio::time::sleep_until(at.into()).await;
     }
 }
 
@@ -121,11 +202,11 @@ async fn edit_throttled(
     m: &JobMessages,
     text: &str,
     markup: Markup,
-    next_edit: &mut HashMap<i64, Instant>,
+    next_edit: &Turns,
     force: bool,
 ) {
     let now = Instant::now();
-    if let Some(at) = next_edit.get(&m.chat).copied()
+    if let Some(at) = next_edit.get(m.chat)
         && at > now
     {
         if !force {
@@ -141,7 +222,7 @@ async fn edit_throttled(
         Err(TgError::RetryAfter(d)) => d.max(PROGRESS_EVERY),
         _ => PROGRESS_EVERY,
     };
-    next_edit.insert(m.chat, Instant::now() + wait);
+    next_edit.set(m.chat, Instant::now() + wait);
 }
 
 /// Sends the result: a photo (preview) with the result buttons, a document when the photo is
@@ -158,6 +239,7 @@ pub async fn deliver(s: &Shared, job: JobId, mut m: JobMessages, outputs: &[Stri
     let done = s.texts.t(m.lang, "done");
     edit_final(s, &m, &done, &Markup::None).await;
     send_result(s, m.chat, m.lang, job, bytes).await;
+    crate::faults::crash_point("delivered");
     m.delivered = true;
     if let Err(e) = m.save(&s.app.store, job) {
         tracing::error!(%job, error = %e, "cannot mark a result delivered");
@@ -184,9 +266,15 @@ pub async fn send_result(s: &Shared, chat: i64, lang: Lang, job: JobId, png: Vec
 }
 
 async fn fail(s: &Shared, job: JobId, mut m: JobMessages) {
-    let text = if m.price > 0 {
+    // What the job held, from its record: the chat's copy of the price is saved only after the
+    // job was accepted, and a crash (or a fast worker) can come first.
+    let price = match s.app.queue.get(job) {
+        Ok(Some(r)) => r.price().get(),
+        _ => m.price,
+    };
+    let text = if price > 0 {
         s.texts
-            .get(m.lang, "failed", &[("n", i64::from(m.price).into())])
+            .get(m.lang, "failed", &[("n", i64::from(price).into())])
     } else {
         s.texts.t(m.lang, "failed-free")
     };
@@ -195,8 +283,8 @@ async fn fail(s: &Shared, job: JobId, mut m: JobMessages) {
     let _ = m.save(&s.app.store, job);
 }
 
-/// After a restart (or lag): deliver what finished meanwhile.
-async fn resume(s: &Shared) {
+/// After a restart (`at_start`) or lag: deliver what finished meanwhile.
+async fn resume(s: &Shared, at_start: bool) {
     let Ok(pending) = s.app.store.bot_scan("job:") else {
         return;
     };
@@ -224,16 +312,25 @@ async fn resume(s: &Shared) {
                 fail(s, job, m).instrument(span).await
             }
             Ok(Some(_)) => {}
-            // Gone from history: nothing more will come.
-            _ => {
+            // Unknown to the queue. While running, it may be about to be submitted (its
+            // messages are saved first). At start, reconcile has queued every held job, so one
+            // that holds nothing was never accepted: the process died between the confirm and
+            // the hold, and the chat shows "queued" for nothing.
+            Ok(None) if at_start => {
+                if let Ok(None) = s.app.store.hold_of(job) {
+                    tracing::warn!(%job, chat = m.chat, "a confirmed edit was never accepted; telling the chat");
+                    let text = s.texts.t(m.lang, "not-accepted");
+                    edit_final(s, &m, &text, &keyboards::inline_menu(&s.texts, m.lang)).await;
+                }
                 let _ = s.app.store.bot_delete(&key);
             }
+            _ => {}
         }
     }
 }
 
 /// Refreshes the position line of queued jobs.
-async fn refresh_queued(s: &Shared, next_edit: &mut HashMap<i64, Instant>) {
+async fn refresh_queued(s: &Shared, next_edit: &Turns) {
     for r in s.app.queue.active_jobs() {
         if r.state() != JobState::Queued {
             continue;

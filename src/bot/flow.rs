@@ -157,8 +157,11 @@ pub async fn text(ctx: &Ctx, text: &str) {
 
 /// The prompt as the model gets it, or `None` after telling the user why not.
 async fn check_prompt(ctx: &Ctx, text: &str) -> Option<String> {
+    // Control characters become spaces; bidi embeddings, overrides and isolates are dropped
+    // (they would turn the echoed card around); plain RTL/LTR marks stay.
     let cleaned: String = text
         .chars()
+        .filter(|c| !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect::<String>()
         .split_whitespace()
@@ -306,6 +309,14 @@ pub async fn confirm(ctx: &Ctx, message: Option<i32>, nonce: u32) {
     if current != nonce {
         return stale_confirm(ctx, message).await;
     }
+    // The same confirm again (Telegram repeats an update a crash left unconfirmed): its card
+    // already became a job's status message, so that job is the one.
+    if is_status_message(ctx, message) {
+        let mut d = ctx.dialog();
+        d.step = Step::Idle;
+        ctx.save(d);
+        return;
+    }
     let app = ctx.app().clone();
     let active = app.queue.active_count(ctx.user);
     let max = app.config.telegram.max_active_jobs;
@@ -317,7 +328,7 @@ pub async fn confirm(ctx: &Ctx, message: Option<i32>, nonce: u32) {
         .await;
         return;
     }
-    if low_disk(&app) {
+    if ops::disk_full(&app) {
         ctx.say(&ctx.t("busy-disk"), Default::default()).await;
         return;
     }
@@ -363,6 +374,7 @@ pub async fn confirm(ctx: &Ctx, message: Option<i32>, nonce: u32) {
     )
     .await;
     let (photos, prompt) = (draft.photos.len(), draft.prompt.clone());
+    crate::faults::crash_point("confirm");
     let submitted = app
         .blocking(move |app| ops::submit_edit(app, job, spec))
         .await;
@@ -407,6 +419,10 @@ pub async fn confirm(ctx: &Ctx, message: Option<i32>, nonce: u32) {
                     keyboards::low_balance(&ctx.s.texts, ctx.lang),
                 ),
                 OpsError::Banned(_) => (ctx.t("banned"), Markup::None),
+                OpsError::DiskFull => (
+                    ctx.t("busy-disk"),
+                    keyboards::inline_menu(&ctx.s.texts, ctx.lang),
+                ),
                 other => {
                     tracing::error!(chat = ctx.chat, user = %ctx.user, error = %other, "cannot submit an edit");
                     (
@@ -429,27 +445,25 @@ pub fn queued_text(ctx: &Ctx, position: usize) -> String {
     )
 }
 
-fn low_disk(app: &crate::app::App) -> bool {
-    rustix::fs::statvfs(&app.config.storage.data_dir)
-        .map(|s| s.f_bavail.saturating_mul(s.f_frsize) < 200 << 20)
-        .unwrap_or(false)
-}
-
 /// A confirm that no longer matches. A second tap on a card that already became a job's status
 /// message is ignored: that message keeps showing the job. Any other card expires.
 async fn stale_confirm(ctx: &Ctx, message: Option<i32>) {
+    if !is_status_message(ctx, message) {
+        stale(ctx, message).await;
+    }
+}
+
+/// Whether `message` is the status message of one of the user's recent jobs.
+fn is_status_message(ctx: &Ctx, message: Option<i32>) -> bool {
     let app = ctx.app();
-    let status = message.is_some_and(|id| {
+    message.is_some_and(|id| {
         app.queue
             .recent_for_user(ctx.user, 5)
             .unwrap_or_default()
             .iter()
             .filter_map(|r| JobMessages::load(&app.store, r.id).ok().flatten())
             .any(|m| m.chat == ctx.chat && m.status_message == id)
-    });
-    if !status {
-        stale(ctx, message).await;
-    }
+    })
 }
 
 async fn stale(ctx: &Ctx, message: Option<i32>) {

@@ -92,7 +92,7 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
     let _ = shared
         .lanes
         .set(senders.iter().map(|tx| tx.downgrade()).collect());
-    let delivery = tokio::spawn(delivery::run(shared.clone(), stop.clone()));
+    let delivery = delivery::start(shared.clone(), stop.clone()).await;
 
     let mut checkouts = tokio::task::JoinSet::new();
     let mut offset = load_offset(&app);

@@ -24,6 +24,11 @@ async fn fetch(ctx: &Ctx, file_id: &str, size: u32) -> Option<String> {
         .await;
         return None;
     }
+    if crate::ops::disk_full(ctx.app()) {
+        ctx.say(&ctx.t("busy-disk"), Default::default()).await;
+        return None;
+    }
+    let _admitted = ctx.app().media.admit().await;
     let bytes = match ctx.s.tg.download(file_id).await {
         Ok(b) => b,
         Err(e) => {

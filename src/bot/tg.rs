@@ -137,6 +137,10 @@ impl Tg {
         }
     }
 
+    fn redact(&self, text: String) -> String {
+        text.replace(self.token.expose_secret(), "<token>")
+    }
+
     /// Turns teloxide's error into ours, with the token cut out of any text.
     fn error(&self, e: RequestError) -> TgError {
         use crate::telemetry::TelegramError as Kind;
@@ -310,14 +314,20 @@ impl Tg {
         let file = self
             .with_retry(|| self.bot.get_file(FileId(file_id.to_string())))
             .await?;
-        let mut out = Vec::with_capacity(file.size as usize);
-        self.bot
-            .download_file(&file.path, &mut out)
-            .await
-            .map_err(|e| {
-                TgError::Network(e.to_string().replace(self.token.expose_secret(), "<token>"))
-            })?;
-        Ok(out)
+        // A dropped connection mid-file is retried from the start a few times.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut out = Vec::with_capacity(file.size as usize);
+            match self.bot.download_file(&file.path, &mut out).await {
+                Ok(()) => return Ok(out),
+                Err(e) if attempt < SEND_ATTEMPTS => {
+                    tracing::info!(attempt, error = %self.redact(e.to_string()), "download broke off; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+                }
+                Err(e) => return Err(TgError::Network(self.redact(e.to_string()))),
+            }
+        }
     }
 
     pub async fn set_commands(

@@ -10,6 +10,7 @@ use crate::app::{self, App, Clock};
 pub fn run(config_path: &Path) -> Result<(), CliError> {
     let config = load_config(config_path)?;
     logging::init(&config.log);
+    crate::faults::init();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listen = config.web.listen;

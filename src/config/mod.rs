@@ -104,6 +104,9 @@ pub struct Storage {
     pub queue_fsync: bool,
     /// Input photos and results older than this are deleted (default 7 days).
     pub retention: Duration,
+    /// Below this much free space (MB) on the data dir's file system, new uploads and jobs
+    /// are refused (default 200), so a full disk never corrupts the stores.
+    pub min_free_mb: u64,
 }
 
 #[derive(Debug, Clone)]

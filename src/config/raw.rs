@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::values::{parse_duration, parse_time, parse_weekday};
@@ -132,6 +132,7 @@ struct RawStorage {
     queue_fsync: bool,
     #[serde(deserialize_with = "text::req")]
     retention: String,
+    min_free_mb: u64,
 }
 
 impl Default for RawStorage {
@@ -140,6 +141,7 @@ impl Default for RawStorage {
             data_dir: "/var/lib/qwenedit".into(),
             queue_fsync: true,
             retention: "7d".into(),
+            min_free_mb: 200,
         }
     }
 }
@@ -150,7 +152,6 @@ struct RawComfyui {
     backends: Vec<String>,
     workflows_dir: PathBuf,
     extra_workflows_dir: Option<PathBuf>,
-    #[serde(deserialize_with = "text::req")]
     default_workflow: String,
     #[serde(deserialize_with = "text::req")]
     job_timeout: String,
@@ -296,7 +297,6 @@ impl Default for RawQueue {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawLog {
-    #[serde(deserialize_with = "text::req")]
     level: String,
     #[serde(deserialize_with = "text::req")]
     format: String,
@@ -466,13 +466,22 @@ impl RawConfig {
 
     /// Checks every value and builds the typed config. `base` resolves relative file paths.
     pub fn validate(self, base: &Path) -> Result<Config, ConfigError> {
-        let telegram = Telegram {
-            token: secret(
+        let token = secret(
+            "telegram.token",
+            self.telegram.token,
+            self.telegram.token_file,
+            base,
+        )?;
+        if let Some(t) = &token
+            && !looks_like_bot_token(t.expose_secret())
+        {
+            return Err(ConfigError::key(
                 "telegram.token",
-                self.telegram.token,
-                self.telegram.token_file,
-                base,
-            )?,
+                "is not a bot token (digits, a colon, then letters, as @BotFather gives it)",
+            ));
+        }
+        let telegram = Telegram {
+            token,
             api_url: url("telegram.api_url", &self.telegram.api_url)?,
             admins: self.telegram.admins,
             support: self.telegram.support.filter(|s| !s.trim().is_empty()),
@@ -499,6 +508,7 @@ impl RawConfig {
             data_dir: resolve(base, self.storage.data_dir),
             queue_fsync: self.storage.queue_fsync,
             retention: positive_duration("storage.retention", &self.storage.retention)?,
+            min_free_mb: self.storage.min_free_mb,
         };
         let backends = self
             .comfyui
@@ -566,14 +576,13 @@ impl RawConfig {
             )?,
             api_remote: self.web.api_remote,
         };
-        if let Some(token) = &web.admin_token {
-            use secrecy::ExposeSecret;
-            if token.expose_secret().len() < 16 {
-                return Err(ConfigError::key(
-                    "web.admin_token",
-                    "must be at least 16 characters long",
-                ));
-            }
+        if let Some(token) = &web.admin_token
+            && token.expose_secret().len() < 16
+        {
+            return Err(ConfigError::key(
+                "web.admin_token",
+                "must be at least 16 characters long",
+            ));
         }
         let billing = Billing {
             welcome_points: self.billing.welcome_points,
@@ -644,6 +653,15 @@ impl RawConfig {
         };
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::key("log.level", format!("{:?}: {e}", self.log.level)))?;
+        if !has_levels(&self.log.level) {
+            return Err(ConfigError::key(
+                "log.level",
+                format!(
+                    "{:?} names no level; write e.g. \"info\" or \"qwenedit=debug,warn\"",
+                    self.log.level
+                ),
+            ));
+        }
         let log = Log {
             level: self.log.level,
             format,
@@ -751,6 +769,32 @@ fn positive_duration(key: &str, text: &str) -> Result<std::time::Duration, Confi
 }
 
 /// A secret given inline or as `<key>_file`; both at once is a mistake.
+/// `123456:ABC-def_ghi`: what @BotFather hands out (never shown in errors).
+fn looks_like_bot_token(token: &str) -> bool {
+    token.split_once(':').is_some_and(|(id, rest)| {
+        !id.is_empty()
+            && id.bytes().all(|b| b.is_ascii_digit())
+            && !rest.is_empty()
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+/// Every directive of a log filter ends in a level (`info`, `qwenedit=debug`).
+fn has_levels(filter: &str) -> bool {
+    const LEVELS: [&str; 12] = [
+        "trace", "debug", "info", "warn", "error", "off", "0", "1", "2", "3", "4", "5",
+    ];
+    let mut parts = filter.split(',').map(str::trim).filter(|p| !p.is_empty());
+    let mut any = false;
+    parts.all(|p| {
+        any = true;
+        let level = p.rsplit_once('=').map_or(p, |(_, l)| l);
+        LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level.trim()))
+    }) && any
+}
+
 fn secret(
     key: &str,
     inline: Option<String>,

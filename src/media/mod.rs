@@ -69,6 +69,9 @@ impl Rejection {
 pub struct Checker {
     limits: Limits,
     permits: Arc<Semaphore>,
+    /// Uploads admitted (downloading, waiting for a check, being checked): bounds the raw
+    /// bytes held in memory when many users send photos at once.
+    admitted: Arc<Semaphore>,
 }
 
 impl Checker {
@@ -76,7 +79,14 @@ impl Checker {
         Self {
             limits,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            admitted: Arc::new(Semaphore::new(2 * concurrency.max(1))),
         }
+    }
+
+    /// Waits for a turn to download and check one upload; the permit is held until the check
+    /// is done. Without it, every chat's download would sit in memory waiting for a check.
+    pub async fn admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.admitted.clone().acquire_owned().await.ok()
     }
 
     pub fn limits(&self) -> &Limits {

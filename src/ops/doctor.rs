@@ -50,7 +50,11 @@ impl DoctorReport {
 pub async fn doctor(config: &Config, config_path: &Path) -> DoctorReport {
     let mut r = DoctorReport::default();
     r.push(Status::Ok, "config", config_path.display().to_string());
-    check_data_dir(&mut r, &config.storage.data_dir);
+    check_data_dir(
+        &mut r,
+        &config.storage.data_dir,
+        config.storage.min_free_mb.saturating_mul(1 << 20),
+    );
 
     let dirs = config.workflow_dirs();
     let workflows = match load_dir(&dirs) {
@@ -91,7 +95,7 @@ pub async fn doctor(config: &Config, config_path: &Path) -> DoctorReport {
     r
 }
 
-fn check_data_dir(r: &mut DoctorReport, dir: &Path) {
+fn check_data_dir(r: &mut DoctorReport, dir: &Path, min_free: u64) {
     let what = "data dir";
     if let Err(e) = std::fs::create_dir_all(dir) {
         return r.push(
@@ -109,16 +113,15 @@ fn check_data_dir(r: &mut DoctorReport, dir: &Path) {
         );
     }
     let _ = std::fs::remove_file(&probe);
-    match rustix::fs::statvfs(dir) {
-        Ok(s) => {
-            let free = s.f_bavail.saturating_mul(s.f_frsize);
+    match crate::files::free_bytes(dir) {
+        Some(free) => {
             let gib = free as f64 / (1u64 << 30) as f64;
-            let (status, note) = if free < 200 << 20 {
+            let (status, note) = if free < min_free {
                 (
                     Status::Fail,
                     " — too little space: new jobs will be refused",
                 )
-            } else if free < 2 << 30 {
+            } else if free < (2 << 30).max(min_free.saturating_mul(2)) {
                 (Status::Warn, " — running low")
             } else {
                 (Status::Ok, "")
@@ -129,10 +132,10 @@ fn check_data_dir(r: &mut DoctorReport, dir: &Path) {
                 format!("{} (writable, {gib:.1} GiB free){note}", dir.display()),
             );
         }
-        Err(e) => r.push(
+        None => r.push(
             Status::Warn,
             what,
-            format!("{}: free space unknown: {e}", dir.display()),
+            format!("{}: free space unknown", dir.display()),
         ),
     }
 }

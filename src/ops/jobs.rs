@@ -49,6 +49,9 @@ pub fn submit_edit(app: &App, job: JobId, mut spec: JobSpec) -> Result<Submitted
     if user.banned {
         return Err(OpsError::Banned(spec.user));
     }
+    if disk_full(app) {
+        return Err(OpsError::DiskFull);
+    }
     spec.price = price_for(app, spec.user, spec.price)?;
     if app.config.queue.priority_users.contains(&spec.user.get()) {
         spec.lane = crate::domain::Lane::Priority;
@@ -63,6 +66,7 @@ pub fn submit_edit(app: &App, job: JobId, mut spec: JobSpec) -> Result<Submitted
             HoldOutcome::Held { balance } => (balance, false),
             HoldOutcome::AlreadyHeld(_) => (app.store.balance(spec.user)?, true),
         };
+    crate::faults::crash_point("held");
     let record = if duplicate {
         // A repeat: the job as first submitted is the one that counts.
         match app.queue.get(job)? {
@@ -87,6 +91,13 @@ pub fn submit_edit(app: &App, job: JobId, mut spec: JobSpec) -> Result<Submitted
         position: app.queue.position(job),
         duplicate,
     })
+}
+
+/// Below `storage.min_free_mb` free on the data dir no job is accepted: its input, result and
+/// records need room, and a full disk must not corrupt what is already there.
+pub fn disk_full(app: &App) -> bool {
+    let floor = app.config.storage.min_free_mb.saturating_mul(1 << 20);
+    crate::files::free_bytes(&app.config.storage.data_dir).is_some_and(|free| free < floor)
 }
 
 /// Cancels a job that has not started and returns its points.

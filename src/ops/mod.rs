@@ -26,7 +26,7 @@ pub use admin::{Stats, set_banned, set_unlimited, stats};
 pub use backup::{BackupReport, backup};
 pub use doctor::{Check, DoctorReport, Status, doctor};
 pub use edit::{EditError, EditOutcome, EditRequest, edit_once};
-pub use jobs::{Submitted, cancel_job, job, price_for, settle_job, submit_edit};
+pub use jobs::{Submitted, cancel_job, disk_full, job, price_for, settle_job, submit_edit};
 pub use metrics::{MetricsView, metrics, payment_state};
 pub use operator::{
     BackendState, BalanceView, EditSpec, JobFilter, JobPage, LedgerPage, PaymentFilter,
@@ -99,6 +99,8 @@ pub enum OpsError {
     BadImage(String),
     #[error("{0}")]
     BadPresets(String),
+    #[error("the data dir is low on free space; new jobs are refused")]
+    DiskFull,
     #[error(transparent)]
     Store(StoreError),
     #[error(transparent)]

@@ -97,6 +97,11 @@ pub const CODES: &[(&str, u16, &str)] = &[
     ),
     ("rate_limited", 429, "Too many requests."),
     ("internal", 500, "A storage failure; see the service log."),
+    (
+        "disk_full",
+        507,
+        "The data dir is low on free space (`storage.min_free_mb`): new jobs are refused until space is freed.",
+    ),
 ];
 
 impl ApiError {
@@ -156,6 +161,7 @@ impl From<OpsError> for ApiError {
             OpsError::UnknownBackend(_) => (StatusCode::NOT_FOUND, "unknown_backend"),
             OpsError::BadImage(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_image"),
             OpsError::BadPresets(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_presets"),
+            OpsError::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
             OpsError::Store(_) | OpsError::Queue(_) => {
                 tracing::error!(error = %e, "storage failure in the admin API");
                 return ApiError::internal();

@@ -81,6 +81,7 @@ impl Runner {
             }
             outputs.push(name);
         }
+        crate::faults::crash_point("finished");
         let record = match self.app.queue.complete(
             &f.lease,
             JobResult {
@@ -95,6 +96,7 @@ impl Runner {
                 return;
             }
         };
+        crate::faults::crash_point("completed");
         if let Err(e) = crate::ops::settle_job(&self.app, &record) {
             tracing::error!(job = %id, user = %record.user(), error = %e, "could not capture the points of a finished job; reconcile will");
         }

@@ -212,6 +212,7 @@ impl Runner {
                             backend: self.backend.name.clone(),
                         },
                     );
+                    crate::faults::crash_point("running");
                 }
             }
             Event::Progress {

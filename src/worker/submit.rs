@@ -9,6 +9,7 @@ use crate::queue::LeasedJob;
 
 impl Runner {
     pub(super) async fn submit(&mut self, lease: LeasedJob, now: i64) {
+        crate::faults::crash_point("leased");
         let id = lease.id();
         let prompt_id = id.to_string();
         let spec = lease.record.spec();

@@ -46,6 +46,7 @@ fn assert_documented_defaults(c: &Config) {
     assert_eq!(c.telegram.api_url.as_str(), "https://api.telegram.org/");
     assert!(c.telegram.admins.is_empty());
     assert!(c.storage.queue_fsync);
+    assert_eq!(c.storage.min_free_mb, 200);
     let backends: Vec<&str> = c.comfyui.backends.iter().map(|u| u.as_str()).collect();
     assert_eq!(backends, ["http://127.0.0.1:8188/"]);
     assert_eq!(c.comfyui.job_timeout, secs(600));

@@ -1,0 +1,441 @@
+//! Crash points in a job's life: the real `qwenedit serve` against a fake Telegram and a fake
+//! ComfyUI, with real stores in a temp dir, SIGKILLed by itself at a named point
+//! (`QWENEDIT_CRASH_AT`, see `src/faults.rs`), then restarted without the hook.
+//!
+//! One run: a new user goes /start → own prompt → photo → prompt → ✅ Start; the process dies at
+//! the point (its exit must be SIGKILL, logged at that point); it starts again on the same data
+//! dir; the user asks /balance (answered only after the bot's startup backlog — results finished
+//! meanwhile, chats to tell — is done); the job's end is awaited in the chat. Then:
+//! - no job lost: the job succeeded and its result is in the chat, or (`confirm` only, the
+//!   process died before anything was held) no job exists, nothing was charged and the chat was
+//!   told so;
+//! - nothing charged twice or left held: the user's ledger is exactly welcome + hold + capture
+//!   (or welcome alone), the balance is their sum, no other job was made;
+//! - result messages: exactly one, two at most in the `delivered` window (sent, not yet marked);
+//! - `/api/v1/ledger/verify`: every balance equals its ledger sum, none negative.
+//!
+//! Each point's runs share one data dir, so every run also checks the users of the runs before.
+//! `QWENEDIT_CRASH_RUNS` changes the number of runs per point (20).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::bot::jpeg;
+use crate::support::fake_comfy::FakeComfy;
+use crate::support::fake_telegram::{BotMessage, FakeTelegram};
+use crate::support::process::{Daemon, admin_token, wait_exit};
+
+const WELCOME: i64 = 60;
+const PRICE: i64 = 30;
+const EXIT_WITHIN: Duration = Duration::from_secs(30);
+
+fn runs() -> usize {
+    std::env::var("QWENEDIT_CRASH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+}
+
+/// A fake Telegram, a fake ComfyUI and a data dir, shared by the runs of one test.
+pub struct Rig {
+    pub tg: FakeTelegram,
+    pub comfy: FakeComfy,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Rig {
+    pub async fn new(extra: &str) -> Rig {
+        let tg = FakeTelegram::start().await;
+        let comfy = FakeComfy::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let root = env!("CARGO_MANIFEST_DIR");
+        let text = format!(
+            r#"
+[storage]
+data_dir = "data"
+queue_fsync = true
+
+[comfyui]
+backends = [{comfy:?}]
+workflows_dir = "{root}/workflows"
+pipeline_depth = 2
+
+[presets]
+dir = "{root}/presets"
+
+[queue]
+max_attempts = 3
+backoff_base = "1ms"
+backoff_max = "10ms"
+
+[web]
+listen = "127.0.0.1:0"
+
+[telegram]
+token = {token:?}
+api_url = {api:?}
+album_debounce = "100ms"
+flood_per_minute = 1000
+
+[billing]
+welcome_points = {WELCOME}
+edit_price = {PRICE}
+weekly_bonus = 0
+
+[log]
+level = "info,qwenedit=debug"
+format = "json"
+{extra}
+"#,
+            comfy = comfy.url().as_str(),
+            token = FakeTelegram::TOKEN,
+            api = tg.api_url().as_str(),
+        );
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, text).unwrap();
+        Rig {
+            tg,
+            comfy,
+            dir,
+            config,
+        }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Starts the daemon (with `crash_at` armed) and waits until it listens.
+    pub fn start(&self, crash_at: Option<&str>) -> Daemon {
+        let env: Vec<(&str, &str)> = crash_at
+            .map(|p| vec![(qwenedit::faults::CRASH_AT, p)])
+            .unwrap_or_default();
+        tokio::task::block_in_place(|| Daemon::start_env(&self.config, &env))
+    }
+
+    pub fn api(&self, daemon: &Daemon) -> Api {
+        Api {
+            base: daemon.url(""),
+            token: admin_token(&self.data()),
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        }
+    }
+}
+
+/// The admin API of a running daemon.
+pub struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    pub async fn get(&self, path: &str) -> Value {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        resp.json().await.unwrap()
+    }
+
+    pub async fn user(&self, user: i64) -> Value {
+        self.get(&format!("/api/v1/users/{user}")).await
+    }
+
+    /// Every balance equals the sum of its entries, none is negative, every key is sound.
+    pub async fn assert_ledger_consistent(&self) -> Value {
+        let check = self.get("/api/v1/ledger/verify").await;
+        for field in ["mismatches", "negative", "bad_keys"] {
+            assert_eq!(
+                check[field],
+                serde_json::json!([]),
+                "ledger/verify: {check}"
+            );
+        }
+        check
+    }
+}
+
+// ---- a user in the chat ----
+
+/// The newest bot message with this button (waiting up to 20 s for one newer than `after`).
+async fn button(tg: &FakeTelegram, chat: i64, after: i32, label: &str) -> BotMessage {
+    tg.wait_for_message(chat, |m| {
+        m.id > after && m.buttons().iter().any(|b| b == label)
+    })
+    .await
+}
+
+fn last_id(tg: &FakeTelegram, chat: i64) -> i32 {
+    tg.messages(chat).last().map_or(0, |m| m.id)
+}
+
+/// /start → own prompt → photo → prompt: the confirm card. Returns it.
+pub async fn to_confirm_card(tg: &FakeTelegram, chat: i64) -> BotMessage {
+    tg.set_language(chat, "en");
+    let mark = last_id(tg, chat);
+    tg.send_text(chat, "/start");
+    let menu = button(tg, chat, mark, "✍️ Own prompt").await;
+    tg.press(chat, menu.id, &menu.callback_data("✍️ Own prompt"));
+    let mark = menu.id;
+    tg.wait_for_message(chat, |m| m.id > mark && m.text.contains("Send a photo"))
+        .await;
+    let mark = last_id(tg, chat);
+    tg.send_photo(chat, jpeg(64, 48));
+    tg.wait_for_message(chat, |m| m.id > mark && m.text.contains("Describe"))
+        .await;
+    let mark = last_id(tg, chat);
+    tg.send_text(chat, "make the sky purple");
+    button(tg, chat, mark, "✅ Start").await
+}
+
+/// Presses ✅ Start on the card.
+pub fn confirm(tg: &FakeTelegram, chat: i64, card: &BotMessage) {
+    tg.press(chat, card.id, &card.callback_data("✅ Start"));
+}
+
+/// Sends /balance and waits for the answer: by then the restarted bot has worked through its
+/// startup backlog (it reads updates only after that) and every update before this one.
+pub async fn balance_answered(tg: &FakeTelegram, chat: i64) {
+    let mark = last_id(tg, chat);
+    tg.send_text(chat, "/balance");
+    tg.wait_for_message(chat, |m| m.id > mark && m.text.starts_with("You have"))
+        .await;
+}
+
+pub fn result_photos(tg: &FakeTelegram, chat: i64) -> usize {
+    tg.messages(chat)
+        .iter()
+        .filter(|m| m.kind == "photo" || m.kind == "document")
+        .count()
+}
+
+/// Waits for the crashed daemon's exit: it must be its own SIGKILL at `point`.
+pub fn assert_crashed_at(daemon: Daemon, point: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let (status, logs) = tokio::task::block_in_place(|| daemon.wait_exit(EXIT_WITHIN));
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "{status:?}; log:\n{}",
+        logs.join("\n")
+    );
+    let at_point = logs.iter().any(|l| {
+        serde_json::from_str::<Value>(l).is_ok_and(|v| {
+            v["fields"]["message"] == "crash point reached: SIGKILL"
+                && v["fields"]["point"] == point
+        })
+    });
+    assert!(
+        at_point,
+        "no crash at {point} in the log:\n{}",
+        logs.join("\n")
+    );
+}
+
+/// What one run ended with.
+#[derive(Debug, Default)]
+struct Tally {
+    succeeded: usize,
+    never_accepted: usize,
+    duplicates: usize,
+    retried: usize,
+}
+
+/// The user's ledger as key → delta.
+fn ledger(user: &Value) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for e in user["ledger"].as_array().unwrap() {
+        let key = e["key"].as_str().unwrap().to_string();
+        assert!(
+            out.insert(key.clone(), e["delta"].as_i64().unwrap())
+                .is_none(),
+            "ledger key {key} twice: {user}"
+        );
+    }
+    out
+}
+
+async fn one_run(rig: &Rig, point: &str, chat: i64, tally: &mut Tally) {
+    let tg = &rig.tg;
+    let daemon = rig.start(Some(point));
+    let card = to_confirm_card(tg, chat).await;
+    confirm(tg, chat, &card);
+    assert_crashed_at(daemon, point);
+
+    let daemon = rig.start(None);
+    let api = rig.api(&daemon);
+    balance_answered(tg, chat).await;
+    let user = api.user(chat).await;
+    let jobs = user["jobs"].as_array().unwrap().clone();
+    assert!(
+        jobs.len() <= 1,
+        "one confirm made {} jobs: {user}",
+        jobs.len()
+    );
+    let ledger_before = ledger(&user);
+    if jobs.is_empty() {
+        // Died before the hold: nothing was accepted, and the chat says so.
+        assert_eq!(point, "confirm", "the job was lost: {user}");
+        let status = tg
+            .wait_for_message(chat, |m| {
+                m.id == card.id && m.text.contains("did not start")
+            })
+            .await;
+        assert!(status.buttons().iter().any(|b| b.contains("Menu")) || !status.keyboard.is_empty());
+        assert_eq!(user["balance"], WELCOME, "{user}");
+        assert!(
+            ledger_before.keys().all(|k| k.starts_with("welcome")),
+            "{user}"
+        );
+        tally.never_accepted += 1;
+    } else {
+        let job = jobs[0]["id"].as_str().unwrap().to_string();
+        // The job ends: its result is in the chat.
+        tg.wait_for_message(chat, |m| m.kind == "photo" || m.kind == "document")
+            .await;
+        let user = api.user(chat).await;
+        let job_view = &user["jobs"][0];
+        assert_eq!(job_view["state"], "succeeded", "{user}");
+        if job_view["attempts"].as_u64().unwrap() > 1 {
+            tally.retried += 1;
+        }
+        let entries = ledger(&user);
+        let mut want = BTreeMap::new();
+        for (k, v) in &entries {
+            if k.starts_with("welcome") {
+                want.insert(k.clone(), *v);
+            }
+        }
+        want.insert(format!("hold:{job}"), -PRICE);
+        want.insert(format!("capture:{job}"), 0);
+        assert_eq!(entries, want, "charged once, captured once: {user}");
+        assert_eq!(user["balance"], WELCOME - PRICE, "{user}");
+        tally.succeeded += 1;
+    }
+    api.assert_ledger_consistent().await;
+    let status = tokio::task::block_in_place(|| daemon.terminate());
+    assert!(status.success(), "a clean stop: {status:?}");
+
+    // After a clean stop nothing more can arrive: count what the user got.
+    let photos = result_photos(tg, chat);
+    let allowed = if point == "delivered" { 2 } else { 1 };
+    let expected_min = usize::from(!jobs.is_empty());
+    assert!(
+        (expected_min..=allowed).contains(&photos),
+        "{photos} result messages after a crash at {point}:\n{}",
+        tg.transcript(chat)
+    );
+    if photos == 2 {
+        tally.duplicates += 1;
+    }
+}
+
+/// `runs()` crash-and-restart runs at `point`, one new user each, on one data dir.
+async fn crash_runs(point: &str, chat_base: i64) {
+    let rig = Rig::new("").await;
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    let n = runs();
+    for run in 0..n {
+        one_run(&rig, point, chat_base + run as i64, &mut tally).await;
+    }
+    // Every user of every run, once more, on a fresh start.
+    let daemon = rig.start(None);
+    let api = rig.api(&daemon);
+    let check = api.assert_ledger_consistent().await;
+    for run in 0..n {
+        let chat = chat_base + run as i64;
+        let user = api.user(chat).await;
+        let jobs = user["jobs"].as_array().unwrap();
+        assert!(jobs.iter().all(|j| j["state"] == "succeeded"), "{user}");
+    }
+    let status = tokio::task::block_in_place(|| daemon.terminate());
+    assert!(status.success());
+    eprintln!(
+        "crash at {point}: {n} runs in {:.1} s ({:.2} s a run): {} succeeded ({} re-leased), \
+         {} never accepted (user told), {} duplicate result messages; ledger: {check}",
+        started.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64() / n as f64,
+        tally.succeeded,
+        tally.retried,
+        tally.never_accepted,
+        tally.duplicates,
+    );
+    if point != "confirm" {
+        assert_eq!(tally.never_accepted, 0);
+    }
+}
+
+macro_rules! crash_point_tests {
+    ($($name:ident: $point:literal, $base:literal;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            crash_runs($point, $base).await;
+        }
+    )*};
+}
+
+crash_point_tests! {
+    crash_after_confirm_before_hold: "confirm", 61_000_000;
+    crash_after_hold_before_enqueue: "held", 62_000_000;
+    crash_leased_before_submit: "leased", 63_000_000;
+    crash_while_comfyui_runs: "running", 64_000_000;
+    crash_after_comfyui_before_complete: "finished", 65_000_000;
+    crash_after_complete_before_capture: "completed", 66_000_000;
+    crash_after_delivery_before_marked: "delivered", 67_000_000;
+}
+
+/// A job that kills the process every time it is leased: after `max_attempts` (3) such deaths
+/// the next start dead-letters it, releases its points and tells the user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_crashes_the_worker_every_time_is_dead_lettered_with_points_released() {
+    let rig = Rig::new("").await;
+    let chat = 68_000_001;
+    let tg = &rig.tg;
+    let daemon = rig.start(Some("leased"));
+    let card = to_confirm_card(tg, chat).await;
+    confirm(tg, chat, &card);
+    assert_crashed_at(daemon, "leased");
+    // Attempts 2 and 3 die as soon as the job is leased again, maybe before listening.
+    for _ in 2..=3 {
+        let (child, logs) = Daemon::spawn(&rig.config, &[(qwenedit::faults::CRASH_AT, "leased")]);
+        let (status, logs) = tokio::task::block_in_place(|| wait_exit(child, logs, EXIT_WITHIN));
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "{}", logs.join("\n"));
+    }
+    // Still armed: but the job is out of attempts, so it is never leased again.
+    let daemon = rig.start(Some("leased"));
+    let api = rig.api(&daemon);
+    balance_answered(tg, chat).await;
+    let status = tg
+        .wait_for_message(chat, |m| m.id == card.id && m.text.contains("returned"))
+        .await;
+    assert!(
+        status.text.contains("30 points returned"),
+        "{}",
+        status.text
+    );
+    let user = api.user(chat).await;
+    let job = &user["jobs"][0];
+    assert_eq!(job["state"], "dead_lettered", "{user}");
+    assert_eq!(job["attempts"], 3, "{user}");
+    assert_eq!(user["balance"], WELCOME, "{user}");
+    let id = job["id"].as_str().unwrap();
+    let entries = ledger(&user);
+    assert_eq!(entries[&format!("hold:{id}")], -PRICE);
+    assert_eq!(entries[&format!("release:{id}")], PRICE);
+    assert_eq!(result_photos(tg, chat), 0);
+    assert!(rig.comfy.prompts().is_empty(), "never reached ComfyUI");
+    api.assert_ledger_consistent().await;
+    let status = tokio::task::block_in_place(|| daemon.terminate());
+    assert!(status.success());
+}
