@@ -63,8 +63,14 @@ pub struct App {
     pub telegram: Option<Arc<dyn crate::ops::Telegram>>,
     /// The YooKassa client, when `[yookassa]` is enabled.
     pub yookassa: Option<crate::yookassa::Client>,
+    /// The watched folder's latest status, when one runs.
+    pub watch: crate::watch::WatchBoard,
     /// Counters and histograms for `/metrics`.
     pub telemetry: crate::telemetry::Telemetry,
+    /// Held (shared) by every storage call in flight off the runtime: `run` takes it
+    /// exclusively before returning, so a call whose caller was cancelled mid-way (and that
+    /// still holds the stores) has finished when `run` returns.
+    in_flight: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// The loaded presets; reloadable while running.
@@ -194,7 +200,9 @@ impl App {
                 presets,
                 telegram,
                 yookassa,
+                watch: Default::default(),
                 telemetry,
+                in_flight: Arc::default(),
             },
             report,
         ))
@@ -210,7 +218,15 @@ impl App {
         f: impl FnOnce(&App) -> T + Send + 'static,
     ) -> T {
         let app = self.clone();
-        match tokio::task::spawn_blocking(move || f(&app)).await {
+        let call = self.in_flight.clone().read_owned().await;
+        match tokio::task::spawn_blocking(move || {
+            // Declared first, dropped last: the stores are let go before the call ends.
+            let _call = call;
+            let app = app;
+            f(&app)
+        })
+        .await
+        {
             Ok(v) => v,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
@@ -277,16 +293,27 @@ pub async fn run(
         app.clone(),
         stop_rx.clone(),
     )));
+    if let Some(w) = app.config.watch.clone() {
+        let every = w.interval;
+        workers.push(tokio::spawn(crate::watch::run(
+            app.clone(),
+            w,
+            every,
+            stop_rx.clone(),
+        )));
+    }
     workers.push(tokio::spawn(periodic(app.clone(), stop_rx.clone())));
     workers.push(tokio::spawn(retention(app.clone(), stop_rx)));
     let web_shutdown = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     };
+    let in_flight = app.in_flight.clone();
     let served = crate::web::serve(app, listener, web_shutdown).await;
     for w in workers {
         let _ = w.await;
     }
+    drop(in_flight.write().await);
     served
 }
 

@@ -16,6 +16,7 @@ pub mod presets;
 pub mod queue;
 pub mod store;
 pub mod telemetry;
+pub mod watch;
 pub mod web;
 pub mod worker;
 pub mod yookassa;

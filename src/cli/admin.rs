@@ -262,7 +262,19 @@ fn promo(config: crate::config::Config, command: PromoCommand) -> Result<(), Cli
         PromoCommand::List => {
             let codes: Vec<ops::PromoView> = match connect(config)? {
                 Target::Direct(app) => ops::list_promos(&app).map_err(ops_error)?,
-                Target::Daemon(d) => d.get("/promocodes")?,
+                Target::Daemon(d) => {
+                    let mut all = Vec::new();
+                    let mut cursor = String::new();
+                    loop {
+                        let page: ops::PromoPage =
+                            d.get(&format!("/promocodes?limit=200&cursor={cursor}"))?;
+                        all.extend(page.items);
+                        match page.next_cursor {
+                            Some(c) => cursor = c,
+                            None => break all,
+                        }
+                    }
+                }
             };
             print!("{}", render::promos(&codes));
         }

@@ -9,6 +9,7 @@ mod render;
 mod serve;
 mod systemd;
 mod target;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +48,9 @@ pub enum Command {
     Edit(edit::EditArgs),
     /// Check the config, ComfyUI backends, workflows, models and the bot token.
     Doctor,
+    /// Turn every image dropped into a folder into an edit: through the running service's API,
+    /// or with its own workers when the service is stopped.
+    Watch(watch::WatchArgs),
     /// Print the man page (roff) on stdout; the .deb is built with it.
     #[command(hide = true)]
     Man,
@@ -81,6 +85,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Backup(args) => backup::run(&cli.config, args),
         Command::Edit(args) => edit::run(&cli.config, args),
         Command::Doctor => doctor::run(&cli.config),
+        Command::Watch(args) => watch::run(&cli.config, args),
         Command::Man => man(),
     };
     match result {

@@ -50,7 +50,7 @@ pub fn run(config_path: &Path) -> Result<(), CliError> {
 }
 
 /// Resolves on SIGINT or SIGTERM (systemd stops services with SIGTERM).
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

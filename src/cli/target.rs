@@ -67,6 +67,15 @@ pub fn connect(config: Config) -> Result<Target, CliError> {
 }
 
 impl Daemon {
+    /// `http://host:port/api/v1`
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn token(&self) -> SecretString {
+        self.token.clone()
+    }
+
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
         self.send(self.client.get(format!("{}{path}", self.base)))
     }

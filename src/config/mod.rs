@@ -51,6 +51,21 @@ pub struct Config {
     pub log: Log,
     /// Card and SBP payments through YooKassa; `None` unless `yookassa.enabled`.
     pub yookassa: Option<YooKassa>,
+    /// A watched folder run by the service (`[watch]`).
+    pub watch: Option<Watch>,
+}
+
+/// A folder whose new images become jobs; results go to `out_dir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    pub in_dir: PathBuf,
+    pub out_dir: PathBuf,
+    pub preset: Option<String>,
+    pub prompt: Option<String>,
+    /// The user charged; when absent, jobs run free as the operator's watch user (id 0).
+    pub user: Option<i64>,
+    /// Time between scans of `in_dir`.
+    pub interval: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +129,8 @@ pub struct Web {
     pub listen: SocketAddr,
     /// The admin API token; when absent one is generated into the data dir on first start.
     pub admin_token: Option<SecretString>,
+    /// Let the operator API (`/api/v1`) answer peers that are not on this machine.
+    pub api_remote: bool,
 }
 
 #[derive(Debug, Clone)]

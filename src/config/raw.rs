@@ -57,6 +57,18 @@ pub struct RawConfig {
     presets: RawPresets,
     log: RawLog,
     yookassa: RawYooKassa,
+    watch: Option<RawWatch>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatch {
+    in_dir: PathBuf,
+    out_dir: Option<PathBuf>,
+    preset: Option<String>,
+    prompt: Option<String>,
+    user: Option<i64>,
+    interval: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -185,6 +197,7 @@ struct RawWeb {
     #[serde(deserialize_with = "text::opt")]
     admin_token: Option<String>,
     admin_token_file: Option<PathBuf>,
+    api_remote: bool,
 }
 
 impl Default for RawWeb {
@@ -193,6 +206,7 @@ impl Default for RawWeb {
             listen: "127.0.0.1:8080".into(),
             admin_token: None,
             admin_token_file: None,
+            api_remote: false,
         }
     }
 }
@@ -560,6 +574,7 @@ impl RawConfig {
                 self.web.admin_token_file,
                 base,
             )?,
+            api_remote: self.web.api_remote,
         };
         if let Some(token) = &web.admin_token
             && token.expose_secret().len() < 16
@@ -651,6 +666,32 @@ impl RawConfig {
             level: self.log.level,
             format,
         };
+        let watch = match self.watch {
+            None => None,
+            Some(w) => {
+                if w.preset.is_some() == w.prompt.is_some() {
+                    return Err(ConfigError::key(
+                        "watch.preset",
+                        "give exactly one of watch.preset and watch.prompt",
+                    ));
+                }
+                let in_dir = resolve(base, w.in_dir);
+                Some(super::Watch {
+                    out_dir: w
+                        .out_dir
+                        .map(|d| resolve(base, d))
+                        .unwrap_or_else(|| in_dir.join("edited")),
+                    in_dir,
+                    preset: w.preset,
+                    prompt: w.prompt,
+                    user: w.user,
+                    interval: match &w.interval {
+                        Some(t) => positive_duration("watch.interval", t)?,
+                        None => std::time::Duration::from_secs(2),
+                    },
+                })
+            }
+        };
         let presets = Presets {
             dir: resolve(base, self.presets.dir),
             extra_dir: self.presets.extra_dir.map(|d| resolve(base, d)),
@@ -666,6 +707,7 @@ impl RawConfig {
             presets,
             log,
             yookassa,
+            watch,
         })
     }
 }

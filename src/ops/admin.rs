@@ -17,7 +17,7 @@ pub fn set_unlimited(app: &App, user: UserId, unlimited: bool) -> Result<UserRec
     Ok(app.store.update_user(user, |u| u.unlimited = unlimited)?)
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Stats {
     pub users: u64,
     pub active_today: u64,

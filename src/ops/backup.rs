@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::OpsError;
 use crate::app::App;
 
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct BackupReport {
     pub dir: String,
     pub store_bytes: u64,

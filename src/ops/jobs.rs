@@ -13,7 +13,7 @@ use crate::domain::{JobId, JobSpec, Points, UserId};
 use crate::queue::JobRecord;
 use crate::store::{HoldOutcome, SettleOutcome, StoreError};
 
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Submitted {
     pub job: String,
     pub price: u32,

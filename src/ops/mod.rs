@@ -8,9 +8,12 @@ mod doctor;
 mod edit;
 mod jobs;
 mod metrics;
+mod operator;
+pub mod page;
 mod payments;
 mod promo;
 mod reconcile;
+mod replay;
 mod retention;
 mod stars;
 mod status;
@@ -25,11 +28,20 @@ pub use doctor::{Check, DoctorReport, Status, doctor};
 pub use edit::{EditError, EditOutcome, EditRequest, edit_once};
 pub use jobs::{Submitted, cancel_job, disk_full, job, price_for, settle_job, submit_edit};
 pub use metrics::{MetricsView, metrics, payment_state};
+pub use operator::{
+    BackendState, BalanceView, EditSpec, JobFilter, JobPage, LedgerPage, PaymentFilter,
+    PaymentPage, PaymentView, PresetView, PresetsReloaded, PromoPage, UserFilter, UserPage,
+    UserRow, backends, balance, edit_spec, ensure_user, job_result, ledger, list_jobs,
+    list_payments, list_presets, list_users, listed_price, payment, promo_page, reload_presets,
+    retry_job, set_draining, store_input, user_row,
+};
+pub use page::PageRequest;
 pub use payments::{
     Order, Refusal, create_stars_order, credit_stars, payment_history, pre_checkout,
 };
 pub use promo::{PromoBatch, PromoView, create_promos, disable_promo, list_promos, redeem_promo};
 pub use reconcile::{ReconcileReport, reconcile};
+pub use replay::{ReplayBegin, replay_abort, replay_begin, replay_finish};
 pub use retention::{CleanReport, CompactError, CompactReport, clean_files, compact};
 pub use stars::{
     BoxFuture, RefundOutcome, StarTransaction, StarsReport, Telegram, TelegramError, WeeklyNotice,
@@ -42,7 +54,7 @@ pub use status::{
 pub use users::{
     TopupOutcome, TopupRequest, UserSummary, register_user, topup, user_summary, verify_ledger,
 };
-pub use views::{JobView, LedgerEntryView, PaymentView, UserView};
+pub use views::{JobView, LedgerEntryView, UserView};
 pub use weekly::{WeeklyReport, due_week, weekly_bonus, weekly_task};
 pub use yookassa::{
     Rejection, Settled, YooKassaError, YooKassaLink, YooKassaReconcile, check_yookassa_order,
@@ -73,6 +85,20 @@ pub enum OpsError {
     KeyConflict,
     #[error("too many requests; try again in a minute")]
     RateLimited,
+    #[error("job {job} cannot be retried: {reason}")]
+    NotRetryable { job: JobId, reason: String },
+    #[error("job {job} has no result: {reason}")]
+    NoResult { job: JobId, reason: String },
+    #[error("unknown payment {0:?}")]
+    UnknownPayment(String),
+    #[error("unknown promocode {0:?}")]
+    UnknownPromo(String),
+    #[error("unknown backend {0:?}")]
+    UnknownBackend(String),
+    #[error("{0}")]
+    BadImage(String),
+    #[error("{0}")]
+    BadPresets(String),
     #[error("the data dir is low on free space; new jobs are refused")]
     DiskFull,
     #[error(transparent)]

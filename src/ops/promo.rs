@@ -11,7 +11,8 @@ use crate::store::{PromoRecord, Redeemed};
 const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
 const CODE_LEN: usize = 8;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PromoBatch {
     pub points: u32,
     pub count: u32,
@@ -21,7 +22,7 @@ pub struct PromoBatch {
     pub prefix: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct PromoView {
     pub code: String,
     pub points: u32,
@@ -107,7 +108,7 @@ pub fn disable_promo(app: &App, code: &str) -> Result<PromoView, OpsError> {
     app.store
         .set_promo_disabled(code, true)?
         .map(|p| PromoView::from(&p))
-        .ok_or_else(|| OpsError::Invalid(format!("unknown promocode {code:?}")))
+        .ok_or_else(|| OpsError::UnknownPromo(code.to_string()))
 }
 
 pub fn redeem_promo(app: &App, user: UserId, code: &str) -> Result<Redeemed, OpsError> {

@@ -75,7 +75,7 @@ pub trait Telegram: Send + Sync {
 }
 
 /// What a refund did.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct RefundOutcome {
     pub charge_id: String,
     pub user: i64,

@@ -38,6 +38,8 @@ pub struct StatusView {
     /// Succeeded payments per day and rail, newest day first.
     pub revenue: Vec<RevenueRow>,
     pub storage: StorageView,
+    /// The watched folder's batch, when one runs in this process.
+    pub watch: Option<crate::watch::WatchStatus>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -216,6 +218,7 @@ pub fn status(app: &App) -> Result<StatusView, OpsError> {
         users,
         revenue,
         storage,
+        watch: app.watch.get(),
     })
 }
 

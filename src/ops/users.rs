@@ -11,9 +11,24 @@ use crate::store::{Credit, LedgerCheck, LedgerEntry, UserRecord};
 pub use crate::store::{NewUser, Registered};
 
 /// Registers a user on first contact (welcome points credited exactly once).
+/// A known user seen this recently is not written again: every update registers its sender,
+/// and a durable write per button press would cap the bot at the disk's fsync rate.
+const SEEN_AGAIN_WITHIN_MS: i64 = 60_000;
+
 pub fn register_user(app: &App, id: UserId, who: NewUser) -> Result<Registered, OpsError> {
+    let now = app.now_ms();
+    if let Some(user) = app.store.user(id)?
+        && (0..SEEN_AGAIN_WITHIN_MS).contains(&(now - user.last_seen_ms))
+        && (who.username.is_none() || who.username == user.username)
+    {
+        return Ok(Registered {
+            user,
+            created: false,
+            welcome: None,
+        });
+    }
     let welcome = app.config.billing.welcome_points;
-    Ok(app.store.register(id, who, welcome, app.now_ms())?)
+    Ok(app.store.register(id, who, welcome, now)?)
 }
 
 #[derive(Clone, Debug)]
@@ -27,7 +42,7 @@ pub struct TopupRequest {
     pub idempotency_key: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TopupOutcome {
     pub user: i64,
     pub points: u32,

@@ -7,7 +7,7 @@ use super::UserSummary;
 use crate::queue::JobRecord;
 use crate::store::LedgerEntry;
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct LedgerEntryView {
     pub id: u64,
     pub delta: i64,
@@ -34,7 +34,7 @@ impl From<&LedgerEntry> for LedgerEntryView {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct JobView {
     pub id: String,
     pub user: i64,
@@ -49,6 +49,17 @@ pub struct JobView {
     pub finished_ms: Option<i64>,
     pub last_error: Option<String>,
     pub outputs: Vec<String>,
+    /// Time spent waiting before the first attempt started.
+    #[serde(default)]
+    pub wait_ms: Option<i64>,
+    /// From the first start to the end.
+    #[serde(default)]
+    pub run_ms: Option<i64>,
+    /// The prompt sent to the model (the preset's text for presets).
+    #[serde(default)]
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub seed: u64,
 }
 
 impl From<&JobRecord> for JobView {
@@ -72,11 +83,15 @@ impl From<&JobRecord> for JobView {
                 .as_ref()
                 .map(|x| x.outputs.clone())
                 .unwrap_or_default(),
+            wait_ms: r.started_ms.map(|s| s - r.created_ms),
+            run_ms: r.started_ms.zip(r.finished_ms).map(|(s, f)| f - s),
+            prompt: spec.prompt,
+            seed: spec.seed,
         }
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct UserView {
     pub id: i64,
     pub username: Option<String>,
@@ -91,51 +106,7 @@ pub struct UserView {
     pub jobs: Vec<JobView>,
     /// Absent in answers of an older daemon.
     #[serde(default)]
-    pub payments: Vec<PaymentView>,
-}
-
-/// A payment (`stars:<charge id>`, `yookassa:<payment id>`) or an unpaid YooKassa order.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PaymentView {
-    pub id: String,
-    pub order_id: String,
-    /// `stars` or `yookassa`.
-    pub rail: String,
-    /// `pending`, `succeeded`, `canceled` or `refunded`.
-    pub status: String,
-    /// In the currency's smallest unit (Stars; kopecks).
-    pub amount: u64,
-    pub currency: String,
-    pub points: u32,
-    pub created_ms: i64,
-    pub updated_ms: i64,
-}
-
-impl From<&crate::store::PaymentRecord> for PaymentView {
-    fn from(p: &crate::store::PaymentRecord) -> Self {
-        use crate::store::{PaymentStatus, Rail};
-        Self {
-            id: p.id.clone(),
-            order_id: p.order_id.clone(),
-            rail: match p.rail {
-                Rail::Stars => "stars",
-                Rail::YooKassa => "yookassa",
-            }
-            .into(),
-            status: match p.status {
-                PaymentStatus::Pending => "pending",
-                PaymentStatus::Succeeded => "succeeded",
-                PaymentStatus::Canceled => "canceled",
-                PaymentStatus::Refunded => "refunded",
-            }
-            .into(),
-            amount: p.amount,
-            currency: p.currency.clone(),
-            points: p.points,
-            created_ms: p.created_ms,
-            updated_ms: p.updated_ms,
-        }
-    }
+    pub payments: Vec<super::PaymentView>,
 }
 
 impl From<UserSummary> for UserView {

@@ -51,6 +51,7 @@ impl Store {
                 PROMO_REDEMPTIONS,
                 YOOKASSA_ORDERS,
                 CUSTOMER_EMAILS,
+                API_REPLAYS,
             );
             dst.commit().map_err(db)?;
             Ok(())

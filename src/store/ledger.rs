@@ -163,11 +163,14 @@ pub(super) fn post(txn: &WriteTransaction, c: &Credit) -> Result<Posted, StoreEr
 }
 
 /// The result of recomputing every balance from the ledger.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct LedgerCheck {
     pub users: u64,
     pub entries: u64,
     /// (user, cached balance, sum of entries) wherever they differ.
+    #[schema(value_type = Vec<Vec<i64>>)]
     pub mismatches: Vec<(i64, i64, i64)>,
     /// Users whose balance went below zero other than through a `Debt` entry.
     pub negative: Vec<i64>,
@@ -206,6 +209,33 @@ impl Store {
             let mut out = Vec::new();
             let range = index
                 .range((user.get(), 0)..=(user.get(), u64::MAX))
+                .map_err(db)?;
+            for row in range.rev().take(limit) {
+                let (key, _) = row.map_err(db)?;
+                let (_, id) = key.value();
+                if let Some(bytes) = ledger.get(id).map_err(db)? {
+                    out.push(decode(bytes.value())?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Up to `limit` of the user's entries older than entry `before` (all when `None`),
+    /// newest first: a page of the ledger.
+    pub fn ledger_page(
+        &self,
+        user: UserId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        let end = before.unwrap_or(u64::MAX);
+        self.read(|txn| {
+            let index = txn.open_table(LEDGER_BY_USER).map_err(db)?;
+            let ledger = txn.open_table(LEDGER).map_err(db)?;
+            let mut out = Vec::new();
+            let range = index
+                .range((user.get(), 0)..(user.get(), end))
                 .map_err(db)?;
             for row in range.rev().take(limit) {
                 let (key, _) = row.map_err(db)?;

@@ -45,6 +45,7 @@ pub fn run(database: &Database) -> Result<(), StoreError> {
     txn.open_table(PROMO_REDEMPTIONS).map_err(db)?;
     txn.open_table(YOOKASSA_ORDERS).map_err(db)?;
     txn.open_table(CUSTOMER_EMAILS).map_err(db)?;
+    txn.open_table(API_REPLAYS).map_err(db)?;
     if found < 2 {
         build_ledger_index(&txn)?;
         tracing::info!(from = found, to = 2, "store schema migrated");

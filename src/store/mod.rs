@@ -10,6 +10,7 @@ mod migrate;
 mod payments;
 mod promos;
 pub mod records;
+mod replays;
 mod tables;
 mod totals;
 mod users;
@@ -28,6 +29,7 @@ pub use promos::{Redeemed, normalize_code};
 pub use records::{
     HoldRecord, HoldState, LedgerEntry, PaymentRecord, PaymentStatus, PromoRecord, Rail, UserRecord,
 };
+pub use replays::{ApiReplay, ReplayBegin};
 pub use totals::LedgerTotals;
 pub use users::{NewUser, Registered};
 pub use yookassa::YooKassaOrderRecord;

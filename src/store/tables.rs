@@ -35,3 +35,5 @@ pub const PROMO_REDEMPTIONS: TableDefinition<(&str, i64), ()> =
 pub const YOOKASSA_ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("yookassa_orders");
 /// Telegram user id → the e-mail the user gave for receipts.
 pub const CUSTOMER_EMAILS: TableDefinition<i64, &str> = TableDefinition::new("customer_emails");
+/// Admin API `Idempotency-Key` → the stored request fingerprint and response (`ApiReplay`).
+pub const API_REPLAYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_replays");

@@ -1,11 +1,11 @@
 //! The HTTP server: health, the status page and its JSON, metrics and the admin API. Only this module knows axum.
 
-mod api;
 mod auth;
 mod error;
 mod metrics;
 mod page;
 mod status;
+mod v1;
 mod yookassa;
 
 use std::future::Future;
@@ -16,29 +16,13 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 
+pub use error::CODES as ERROR_CODES;
 pub use metrics::render as render_metrics;
 pub use page::{bytes as human_bytes, render_live, render_page};
+pub use v1::remote_allowed;
 pub use yookassa::is_yookassa_address;
 
 pub fn router(app: App) -> Router {
-    let admin = Router::new()
-        .route("/users/{id}", get(api::get_user))
-        .route("/users/{id}/topup", post(api::topup))
-        .route("/ledger/verify", get(api::verify_ledger))
-        .route("/jobs", post(api::submit_job))
-        .route("/jobs/{id}", get(api::get_job))
-        .route("/jobs/{id}/cancel", post(api::cancel_job))
-        .route("/backup", post(api::backup))
-        .route(
-            "/promocodes",
-            get(api::list_promos).post(api::create_promos),
-        )
-        .route("/promocodes/{code}/disable", post(api::disable_promo))
-        .route("/payments/stars/refund", post(api::refund_stars))
-        .route_layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            auth::require_admin,
-        ));
     // Operator pages: open on loopback, the admin token otherwise.
     let operator = Router::new()
         .route("/", get(page::page))
@@ -52,10 +36,29 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/healthz", get(status::healthz))
         .merge(operator)
-        .nest("/api/v1", admin)
+        .nest("/api/v1", operator_api(app.clone()))
         .route("/webhooks/yookassa", post(yookassa::notification))
         .fallback(error::not_found)
         .with_state(app)
+}
+
+/// The operator API (`/api/v1`): its routes, spec and docs live in `v1`.
+fn operator_api(app: App) -> Router<App> {
+    v1::router(app)
+}
+
+/// Every operator API route as (method, path under `/api/v1`), for tests that compare the
+/// router with the spec.
+pub fn api_routes() -> Vec<(String, String)> {
+    v1::routes()
+        .iter()
+        .map(|r| (r.method.as_str().to_lowercase(), r.path.to_string()))
+        .collect()
+}
+
+/// The operator API's OpenAPI spec as JSON.
+pub fn api_spec_json() -> String {
+    v1::spec().to_pretty_json().unwrap_or_default()
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.
@@ -66,10 +69,11 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "web server listening");
-    // The peer address is kept for the YooKassa webhook's source check.
-    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     Ok(())
 }

@@ -147,6 +147,10 @@ pub fn render_live(v: &StatusView) -> Markup {
             }
         }
 
+        @if let Some(w) = &v.watch {
+            (watch_section(w))
+        }
+
         section {
             h2 { "Storage" }
             dl.kv {
@@ -155,6 +159,33 @@ pub fn render_live(v: &StatusView) -> Markup {
                 dt { "input photos" } dd { (bytes(v.storage.inputs_bytes)) " in " (v.storage.inputs_files) " files" }
                 dt { "results" } dd { (bytes(v.storage.results_bytes)) " in " (v.storage.results_files) " files" }
                 dt { "disk free" } dd { (opt_bytes(v.storage.disk_free_bytes)) " of " (opt_bytes(v.storage.disk_total_bytes)) }
+            }
+        }
+    }
+}
+
+/// The watched folder's batch (only when one runs).
+fn watch_section(w: &crate::watch::WatchStatus) -> Markup {
+    html! {
+        section #watch {
+            h2 { "Watched folder" }
+            dl.kv {
+                dt { "folder" } dd { (w.in_dir) }
+                dt { "results" } dd { (w.out_dir) }
+                dt { "batch" } dd {
+                    (w.done) " done · " (w.running) " running · " (w.waiting) " arriving · "
+                    (w.failed) " failed"
+                }
+            }
+            @if !w.recent_failures.is_empty() {
+                div.scroll { table {
+                    thead { tr { th { "file" } th { "why it failed" } } }
+                    tbody {
+                        @for (file, why) in &w.recent_failures {
+                            tr { td { (file) } td { (why) } }
+                        }
+                    }
+                } }
             }
         }
     }

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod api_v1;
 mod bad_input;
 mod bad_input_bot;
 mod bot_admin;
@@ -28,6 +29,7 @@ mod logs;
 mod metrics;
 mod money;
 mod money_props;
+mod openapi;
 mod parser_props;
 mod queue;
 mod status_browser;
@@ -35,6 +37,7 @@ mod status_page;
 mod systemd_notify;
 mod tg_faults;
 mod uploads;
+mod watch;
 mod worker;
 mod workflows;
 mod yookassa;

@@ -633,6 +633,10 @@ fn every_documented_key_of_the_example_config_parses() {
             text.push_str("[yookassa]\n");
             continue;
         }
+        if rest.starts_with('[') {
+            // The next section's documentation.
+            break;
+        }
         let Some((key, _)) = rest.split_once(" = ") else {
             continue;
         };
@@ -698,6 +702,37 @@ async fn admin_user_lists_yookassa_payments_and_orders() {
     yk.set_status(&paid, "succeeded");
     yk.set_status(&canceled, "canceled");
     ops::reconcile_yookassa(&t.app).await.unwrap();
+    // What the CLI gets from a running service.
+    use secrecy::ExposeSecret;
+    let view: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://{}/api/v1/users/7", t.addr))
+        .bearer_auth(t.app.admin_token.expose_secret())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows: Vec<_> = view["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["rail"].as_str().unwrap().to_string(),
+                p["status"].as_str().unwrap().to_string(),
+                p["amount"].as_u64().unwrap(),
+                p["points"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("yookassa".to_string(), "succeeded".to_string(), 9_900, 100),
+            ("yookassa".to_string(), "canceled".to_string(), 27_900, 330),
+        ]
+    );
     let dir = t.stop().await;
     let out = assert_cmd::Command::new(crate::support::bin())
         .env_remove("QWENEDIT_CONFIG")

@@ -39,7 +39,8 @@ format = "json"
 
 /// The `qwenedit` binary built for these tests. `QWENEDIT_BIN` overrides it: with a target dir
 /// shared by several checkouts, `target/debug/qwenedit` is whichever checkout linked it last
-/// (each one's own copy is `target/debug/deps/qwenedit-<hash>`).
+/// (each one's own copy is `target/debug/deps/qwenedit-<hash>`; link it as `.../qwenedit`, since
+/// the CLI snapshots show the program's name).
 pub fn bin() -> String {
     std::env::var("QWENEDIT_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_qwenedit").to_string())
 }

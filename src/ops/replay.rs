@@ -1,0 +1,25 @@
+//! `Idempotency-Key` bookkeeping for the admin API: a key is reserved by its first request,
+//! remembers that request's fingerprint and success response, and replays it to repeats.
+
+use super::OpsError;
+use crate::app::App;
+
+pub use crate::store::ReplayBegin;
+
+/// A reservation without a response older than this was abandoned (the process stopped).
+const ABANDONED_AFTER_MS: i64 = 60_000;
+
+pub fn replay_begin(app: &App, key: &str, fingerprint: &str) -> Result<ReplayBegin, OpsError> {
+    let now = app.now_ms();
+    Ok(app
+        .store
+        .replay_begin(key, fingerprint, now, now - ABANDONED_AFTER_MS)?)
+}
+
+pub fn replay_finish(app: &App, key: &str, status: u16, body: &[u8]) -> Result<(), OpsError> {
+    Ok(app.store.replay_finish(key, status, body)?)
+}
+
+pub fn replay_abort(app: &App, key: &str) -> Result<(), OpsError> {
+    Ok(app.store.replay_abort(key)?)
+}
