@@ -63,6 +63,16 @@ pub fn normalize(
         .unwrap_or(Err(Rejection::Corrupt))
 }
 
+/// The pixel count from the header alone (nothing decoded), or `None` if it cannot be read:
+/// [`super::Checker`] weighs a check by it before decoding.
+pub fn header_pixels(bytes: &[u8]) -> Option<u64> {
+    let kind = sniff(bytes).ok()?;
+    let (w, h) = ImageReader::with_format(Cursor::new(bytes), kind.format())
+        .into_dimensions()
+        .ok()?;
+    Some(u64::from(w) * u64::from(h))
+}
+
 fn decode_and_normalize(
     bytes: &[u8],
     kind: Kind,

@@ -63,12 +63,21 @@ impl Rejection {
     }
 }
 
+/// Megapixels being decoded at once, across all checks. A decode holds about 3 bytes a pixel
+/// (the RGB image) plus the resize's intermediate image and the decoder's own buffers, so a
+/// 12 MP photo peaks at ≈ 60 MB: two of them at once pushed the process over its 150 MB goal
+/// (issue #8, `cargo bench --bench proof -- memory`). With this budget a photo over 8 MP is
+/// checked alone while smaller ones still run side by side.
+const DECODE_BUDGET_MP: u32 = 16;
+
 /// Runs checks off the async runtime, a bounded number at a time (decoding is CPU- and
-/// memory-heavy).
+/// memory-heavy), weighed by pixel count so large photos do not decode side by side.
 #[derive(Clone)]
 pub struct Checker {
     limits: Limits,
     permits: Arc<Semaphore>,
+    /// [`DECODE_BUDGET_MP`] permits: each check takes one per megapixel (read from the header).
+    pixels: Arc<Semaphore>,
     /// Uploads admitted (downloading, waiting for a check, being checked): bounds the raw
     /// bytes held in memory when many users send photos at once.
     admitted: Arc<Semaphore>,
@@ -79,6 +88,7 @@ impl Checker {
         Self {
             limits,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            pixels: Arc::new(Semaphore::new(DECODE_BUDGET_MP as usize)),
             admitted: Arc::new(Semaphore::new(2 * concurrency.max(1))),
         }
     }
@@ -110,9 +120,49 @@ impl Checker {
             .acquire()
             .await
             .map_err(|_| Rejection::Corrupt)?;
+        // The header is read off the runtime too (the JPEG decoder copies the whole input).
+        let (bytes, pixels) = tokio::task::spawn_blocking(move || {
+            let pixels = check::header_pixels(&bytes);
+            (bytes, pixels)
+        })
+        .await
+        .map_err(|_| Rejection::Corrupt)?;
+        // An unreadable header is refused by `normalize` before anything big is allocated.
+        let _pixels = self
+            .pixels
+            .acquire_many(decode_weight(pixels))
+            .await
+            .map_err(|_| Rejection::Corrupt)?;
         let limits = self.limits.clone();
         tokio::task::spawn_blocking(move || normalize(&bytes, &limits, target_pixels))
             .await
             .unwrap_or(Err(Rejection::Corrupt))
+    }
+}
+
+/// A check's share of [`DECODE_BUDGET_MP`]: one permit per started megapixel, at least one, at
+/// most the whole budget (a photo bigger than the budget still runs, alone).
+fn decode_weight(pixels: Option<u64>) -> u32 {
+    pixels
+        .map_or(1, |p| p.div_ceil(1_000_000))
+        .clamp(1, u64::from(DECODE_BUDGET_MP)) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_photos_decode_alone_small_ones_together() {
+        assert_eq!(decode_weight(None), 1);
+        assert_eq!(decode_weight(Some(64 * 48)), 1);
+        assert_eq!(decode_weight(Some(2_000_001)), 3);
+        // Two 12 MP photos exceed the budget; a 12 MP and a 1 MP one fit; 50 MP takes it all.
+        assert!(2 * decode_weight(Some(12_000_000)) > DECODE_BUDGET_MP);
+        assert!(
+            decode_weight(Some(12_000_000)) + decode_weight(Some(1_000_000)) <= DECODE_BUDGET_MP
+        );
+        assert!(2 * decode_weight(Some(8_000_000)) <= DECODE_BUDGET_MP);
+        assert_eq!(decode_weight(Some(50_000_000)), DECODE_BUDGET_MP);
     }
 }
