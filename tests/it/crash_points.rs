@@ -134,6 +134,15 @@ pub struct Api {
 }
 
 impl Api {
+    /// The admin API at `base` (`http://addr`) with this token.
+    pub fn new(base: String, token: String) -> Api {
+        Api {
+            base,
+            token,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        }
+    }
+
     pub async fn get(&self, path: &str) -> Value {
         let resp = self
             .http

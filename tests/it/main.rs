@@ -17,6 +17,7 @@ mod comfy_client;
 mod config;
 mod crash;
 mod crash_points;
+mod crash_sigstop;
 mod data_care;
 mod deb;
 mod disk_full;

@@ -145,6 +145,12 @@ struct St {
     http_open: usize,
     listening: bool,
     new_listener: Option<std::net::TcpListener>,
+    /// `/view` requests still to hold (see [`FakeComfy::hold_next_views`]).
+    hold_views: usize,
+    /// `/view` requests held so far.
+    views_held: usize,
+    /// Bumped by [`FakeComfy::release_views`].
+    view_release: u64,
 }
 
 struct Shared {
@@ -253,6 +259,9 @@ impl FakeComfy {
             http_open: 0,
             listening: true,
             new_listener: Some(listener),
+            hold_views: 0,
+            views_held: 0,
+            view_release: 0,
         };
         let sh = Arc::new(Shared {
             st: Mutex::new(st),
@@ -416,6 +425,31 @@ impl FakeComfy {
                 st.pending.iter().map(|j| &j.id).collect::<Vec<_>>()
             );
         }
+    }
+
+    /// The next `n` `/view` requests wait (unanswered) until [`FakeComfy::release_views`]; 0
+    /// disarms what is left.
+    pub fn hold_next_views(&self, n: usize) {
+        self.sh().lock().hold_views = n;
+    }
+
+    /// Answers every held `/view` request.
+    pub fn release_views(&self) {
+        self.sh().lock().view_release += 1;
+        self.sh().bump();
+    }
+
+    /// How many `/view` requests were held so far.
+    pub fn views_held(&self) -> usize {
+        self.sh().lock().views_held
+    }
+
+    /// Waits until `n` `/view` requests have been held; panics after 20 s.
+    pub async fn wait_views_held(&self, n: usize) {
+        self.wait_until(&format!("{n} held /view request(s)"), |st| {
+            st.views_held >= n
+        })
+        .await
     }
 
     /// (prompt id, start ms, end ms) of every finished prompt, since the fake started.
@@ -852,6 +886,23 @@ async fn view(State(sh): State<Arc<Shared>>, Query(q): Query<HashMap<String, Str
     let subfolder = q.get("subfolder").map(String::as_str).unwrap_or("");
     if bad_path(subfolder) {
         return empty(StatusCode::FORBIDDEN);
+    }
+    let held = {
+        let mut st = sh.lock();
+        (st.hold_views > 0).then(|| {
+            st.hold_views -= 1;
+            st.views_held += 1;
+            st.view_release
+        })
+    };
+    if let Some(generation) = held {
+        let mut rx = sh.tick.subscribe();
+        sh.bump();
+        while sh.lock().view_release == generation {
+            if rx.changed().await.is_err() {
+                break;
+            }
+        }
     }
     let key = (kind.to_string(), subfolder.to_string(), filename.clone());
     let Some(bytes) = sh.lock().files.get(&key).cloned() else {
