@@ -311,7 +311,18 @@ async fn one_run(rig: &Rig, point: &str, chat: i64, tally: &mut Tally) {
         // The job ends: its result is in the chat.
         tg.wait_for_message(chat, |m| m.kind == "photo" || m.kind == "document")
             .await;
-        let user = api.user(chat).await;
+        // The result can reach the chat a moment before the capture is posted (the queue
+        // records success, delivery and settling follow it): wait for the settled ledger,
+        // with a deadline; nothing outside the process signals it.
+        let capture = format!("capture:{job}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let user = loop {
+            let user = api.user(chat).await;
+            if ledger(&user).contains_key(&capture) || std::time::Instant::now() > deadline {
+                break user;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
         let job_view = &user["jobs"][0];
         assert_eq!(job_view["state"], "succeeded", "{user}");
         if job_view["attempts"].as_u64().unwrap() > 1 {
