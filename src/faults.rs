@@ -14,8 +14,7 @@
 //! The payment points: `yookassa_paid` (YooKassa's re-read answered succeeded, the credit not
 //! yet written), `yookassa_credited` (the credit written, the notification not yet answered,
 //! the user not yet told), `stars_paid` (a `successful_payment` arrived, the credit not yet
-//! written), `stars_credited` (the Stars credit written, the user not yet told, the update not
-//! yet confirmed to Telegram). Tested by `tests/it/crash_payments.rs`.
+//! written), `stars_credited` (the Stars credit written, the user not yet told). Tested by `tests/it/crash_payments.rs`.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
