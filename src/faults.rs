@@ -10,6 +10,11 @@
 //! the outputs are saved, the queue does not know yet), `completed` (the queue recorded the
 //! success, the points are not captured yet), `delivered` (the result was sent to the chat, not
 //! yet marked delivered).
+//!
+//! The payment points: `yookassa_paid` (YooKassa's re-read answered succeeded, the credit not
+//! yet written), `yookassa_credited` (the credit written, the notification not yet answered,
+//! the user not yet told), `stars_paid` (a `successful_payment` arrived, the credit not yet
+//! written), `stars_credited` (the Stars credit written, the user not yet told). Tested by `tests/it/crash_payments.rs`.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,7 +22,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// The environment variable that arms a crash point.
 pub const CRASH_AT: &str = "QWENEDIT_CRASH_AT";
 
-/// Every crash point, in a job's order.
+/// Every crash point: a job's, in its order, then the payments'.
 pub const POINTS: &[&str] = &[
     "confirm",
     "held",
@@ -26,6 +31,10 @@ pub const POINTS: &[&str] = &[
     "finished",
     "completed",
     "delivered",
+    "yookassa_paid",
+    "yookassa_credited",
+    "stars_paid",
+    "stars_credited",
 ];
 
 struct Armed {

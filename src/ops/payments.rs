@@ -116,6 +116,7 @@ pub fn credit_stars(
         tracing::error!(%user, payload, charge_id, currency, total, "paid amount differs from the order; refund or credit by hand");
         return Err(OpsError::Invalid("amount differs from the order".into()));
     }
+    crate::faults::crash_point("stars_paid");
     let now = app.now_ms();
     let credited = app.store.credit_payment(&PaymentRecord {
         id: format!("stars:{charge_id}"),
@@ -129,6 +130,9 @@ pub fn credit_stars(
         created_ms: now,
         updated_ms: now,
     })?;
+    if matches!(credited, Credited::Applied { .. }) {
+        crate::faults::crash_point("stars_credited");
+    }
     tracing::info!(%user, charge_id, points = order.points, duplicate = matches!(credited, Credited::Duplicate), "Stars payment");
     Ok(credited)
 }

@@ -246,12 +246,41 @@ pub async fn stars_task(app: &App) {
     }
     match reconcile_stars_now(app).await {
         Ok(r) if !r.credited.is_empty() || !r.debited.is_empty() || !r.unmatched.is_empty() => {
-            tracing::warn!(credited = ?r.credited, debited = ?r.debited, unmatched = ?r.unmatched, "Stars reconciliation fixed payments")
+            tracing::warn!(credited = ?r.credited, debited = ?r.debited, unmatched = ?r.unmatched, "Stars reconciliation fixed payments");
+            tell_credited(app, &r.credited).await;
         }
         Ok(r) => tracing::debug!(
             transactions = r.transactions,
             "Stars reconciliation: all in order"
         ),
         Err(e) => tracing::warn!(error = %e, "Stars reconciliation failed"),
+    }
+}
+
+/// Tells each user whose Stars payment the reconciliation credited: they paid in the chat and
+/// were never told (the `successful_payment` was lost, or the process died handling it).
+async fn tell_credited(app: &App, charges: &[String]) {
+    let Some(tg) = app.telegram.clone() else {
+        return;
+    };
+    for charge in charges {
+        let id = payment_id(charge);
+        let found = app
+            .blocking(
+                move |a| -> Result<Option<(UserId, u32, i64)>, crate::store::StoreError> {
+                    let Some(p) = a.store.payment(&id)? else {
+                        return Ok(None);
+                    };
+                    Ok(Some((p.user, p.points, a.store.balance(p.user)?)))
+                },
+            )
+            .await;
+        match found {
+            Ok(Some((user, points, balance))) => tg.payment_credited(user, points, balance).await,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(charge_id = %charge, error = %e, "cannot tell a user of a reconciled Stars payment")
+            }
+        }
     }
 }

@@ -342,6 +342,7 @@ fn apply(app: &App, p: &Payment) -> Result<Settled, StoreError> {
                 tracing::error!(payment = %p.id, order = %order.id, amount = ?p.amount, expected = order.amount, "settle: paid amount differs from the order; credit by hand if right");
                 return Ok(Settled::Rejected(Rejection::AmountMismatch));
             }
+            crate::faults::crash_point("yookassa_paid");
             let credited = app.store.credit_payment(&PaymentRecord {
                 id: format!("yookassa:{}", p.id),
                 order_id: order.id.clone(),
@@ -356,6 +357,7 @@ fn apply(app: &App, p: &Payment) -> Result<Settled, StoreError> {
             })?;
             Ok(match credited {
                 Credited::Applied { balance } => {
+                    crate::faults::crash_point("yookassa_credited");
                     tracing::info!(%user, payment = %p.id, order = %order.id, points = order.points, "YooKassa payment credited");
                     Settled::Credited {
                         user,

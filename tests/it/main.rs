@@ -16,6 +16,7 @@ mod cli_engine;
 mod comfy_client;
 mod config;
 mod crash;
+mod crash_payments;
 mod crash_points;
 mod crash_sigstop;
 mod data_care;
