@@ -4,7 +4,11 @@
 //! - `menu`: menu buttons pressed by many users at once through the fake Telegram, each
 //!   handled as callback → edited message, updates/s;
 //! - `memory`: the resident memory of the real `qwenedit serve` process (`/proc/<pid>/status`)
-//!   idle, with 1,000 queued jobs, and while 100 users' 12 MP photo uploads are in flight.
+//!   idle, with 1,000 queued jobs, and while 100 users' 12 MP photo uploads are in flight;
+//! - `overhead`: one user's sequential jobs through the fake Telegram (own prompt: 1 MP JPEG
+//!   photo → prompt text → ✅ Start → result) with a ComfyUI that executes instantly; per job
+//!   the time from the photo update being queued at the fake Telegram to the result's
+//!   `sendPhoto`/`sendDocument` arriving there, minus the fake ComfyUI's own run time.
 //!
 //! Run: `cargo bench --bench proof` (all) or `cargo bench --bench proof -- menu` (one).
 //! Without `--bench` (as `cargo test` runs benches) each does a small quick pass.
@@ -275,6 +279,97 @@ async fn memory(jobs: usize, uploads: i64) {
     tokio::task::block_in_place(|| daemon.terminate());
 }
 
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// The newest bot message in `chat` newer than `after` matching `pred`.
+async fn next_message(
+    tg: &FakeTelegram,
+    chat: i64,
+    after: i32,
+    pred: impl Fn(&fake_telegram::BotMessage) -> bool,
+) -> fake_telegram::BotMessage {
+    tg.wait_for_message(chat, |m| m.id > after && pred(m)).await
+}
+
+fn last_id(tg: &FakeTelegram, chat: i64) -> i32 {
+    tg.messages(chat).last().map_or(0, |m| m.id)
+}
+
+async fn overhead(jobs: usize) {
+    let comfy = FakeComfy::start().await;
+    comfy.set_default(Behavior::Succeed {
+        steps: 1,
+        step_ms: 0,
+    });
+    let tg = FakeTelegram::start().await;
+    let t = TestApp::start(&[comfy.url()], &telegram_config(&tg, "")).await;
+    tg.wait_idle().await;
+    let chat = 700_000;
+    tg.set_language(chat, "en");
+    let photo = jpeg(1200, 840); // ≈1 MP
+    let warmup = 3;
+    // (photo → result, confirm press → result), each minus ComfyUI's run time, in ms.
+    let mut ms: Vec<(f64, f64)> = Vec::with_capacity(jobs);
+    for _ in 0..jobs + warmup {
+        // Untimed: /start → ✍️ Own prompt → "Send a photo".
+        let mark = last_id(&tg, chat);
+        tg.send_text(chat, "/start");
+        let own = "✍️ Own prompt";
+        let menu = next_message(&tg, chat, mark, |m| m.buttons().iter().any(|b| b == own)).await;
+        tg.press(chat, menu.id, &menu.callback_data(own));
+        next_message(&tg, chat, menu.id, |m| m.text.contains("Send a photo")).await;
+        // Timed: photo → "Describe…" → prompt → card → ✅ Start → result.
+        let mark = last_id(&tg, chat);
+        let start = Instant::now();
+        tg.send_photo(chat, photo.clone());
+        next_message(&tg, chat, mark, |m| m.text.contains("Describe")).await;
+        let mark = last_id(&tg, chat);
+        tg.send_text(chat, "make the sky purple");
+        let card = next_message(&tg, chat, mark, |m| {
+            m.buttons().iter().any(|b| b == "✅ Start")
+        })
+        .await;
+        let mark = last_id(&tg, chat);
+        let pressed = Instant::now();
+        tg.press(chat, card.id, &card.callback_data("✅ Start"));
+        next_message(&tg, chat, mark, |m| {
+            m.kind == "photo" || m.kind == "document"
+        })
+        .await;
+        let sent = tg
+            .calls()
+            .iter()
+            .rev()
+            .find(|c| c.method == "sendPhoto" || c.method == "sendDocument")
+            .map(|c| c.time)
+            .unwrap();
+        // Sequential jobs: the newest finished prompt is this job's.
+        let comfy_ms = comfy
+            .finished()
+            .last()
+            .map_or(0, |(_, start, end)| end - start) as f64;
+        let ms_since = |t: Instant| (sent - t).as_secs_f64() * 1000.0 - comfy_ms;
+        ms.push((ms_since(start), ms_since(pressed)));
+    }
+    let ms = ms.split_off(warmup);
+    let report = |label: &str, mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        println!(
+            "  overhead per job, {label:<22} p50 {:>6.1} ms   p90 {:>6.1} ms   p99 {:>6.1} ms   max {:>6.1} ms   ({} jobs)",
+            percentile(&v, 0.5),
+            percentile(&v, 0.9),
+            percentile(&v, 0.99),
+            v[v.len() - 1],
+            v.len()
+        );
+    };
+    report("photo → result sent", ms.iter().map(|m| m.0).collect());
+    report("✅ Start → result sent", ms.iter().map(|m| m.1).collect());
+    t.stop().await;
+}
+
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let only: Vec<String> = std::env::args()
@@ -300,6 +395,9 @@ fn main() {
         if want("memory") {
             let (jobs, uploads) = if quick { (20, 5) } else { (1_000, 100) };
             memory(jobs, uploads).await;
+        }
+        if want("overhead") {
+            overhead(if quick { 50 } else { 200 }).await;
         }
     });
 }
