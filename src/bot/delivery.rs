@@ -163,12 +163,10 @@ async fn on_event(s: &Shared, ev: JobEvent, next_edit: &Turns) {
         JobEventKind::Retrying { .. } => {
             edit_throttled(s, &m, &t("retrying"), Markup::None, next_edit, true).await;
         }
-        // The last word waits for the chat's turn too (a second after the last edit, or the
-        // end of a flood-control wait), but is never skipped.
-        JobEventKind::Succeeded { outputs } => {
-            wait_turn(next_edit, m.chat).await;
-            deliver(s, ev.job, m, &outputs).await
-        }
+        // The result is a new message, sent at once; the status message's last word waits
+        // for the chat's turn (a second after the last edit, or the end of a flood-control
+        // wait), but is never skipped.
+        JobEventKind::Succeeded { outputs } => deliver(s, ev.job, m, &outputs, next_edit).await,
         JobEventKind::Failed { .. } => {
             wait_turn(next_edit, m.chat).await;
             fail(s, ev.job, m).await
@@ -225,34 +223,47 @@ async fn edit_throttled(
     next_edit.set(m.chat, Instant::now() + wait);
 }
 
-/// Sends the result: a photo (preview) with the result buttons, a document when the photo is
-/// refused (Telegram's photo limits), and marks the job delivered.
-pub async fn deliver(s: &Shared, job: JobId, mut m: JobMessages, outputs: &[String]) {
+/// Sends the result at once: a photo (preview) with the result buttons, or a document when the
+/// photo is refused (Telegram's photo limits); marks the job delivered, then edits the status
+/// message to "done" in the chat's turn (the result never waits for the edit rate). A crash
+/// between the send and the mark repeats the result after a restart; a crash after the mark
+/// leaves only the status message unfinished.
+async fn deliver(s: &Shared, job: JobId, mut m: JobMessages, outputs: &[String], turns: &Turns) {
     let data_dir = &s.app.config.storage.data_dir;
     let Some(bytes) = outputs
         .first()
         .and_then(|o| crate::files::read(data_dir, o).ok())
     else {
         tracing::error!(%job, "result file missing at delivery");
+        wait_turn(turns, m.chat).await;
         return fail(s, job, m).await;
     };
-    let done = s.texts.t(m.lang, "done");
-    edit_final(s, &m, &done, &Markup::None).await;
-    if !send_result(s, m.chat, m.lang, job, bytes).await {
+    let sent = send_result(s, m.chat, m.lang, job, bytes).await;
+    crate::faults::crash_point("delivered");
+    if sent {
+        mark_delivered(s, job, &mut m);
+        wait_turn(turns, m.chat).await;
+        edit_final(s, &m, &s.texts.t(m.lang, "done"), &Markup::None).await;
+        tracing::info!(%job, chat = m.chat, "result delivered");
+    } else {
         // Telegram took neither the photo nor the file: the status message offers it again
-        // (the job is done and paid; it is never run again for this).
+        // (the job is done and paid; it is never run again for this). Marked only once it
+        // says so, so that a crash before retries the delivery.
         let markup = Markup::Inline(vec![vec![(
             s.texts.t(m.lang, "btn-get-result"),
             super::callback::Callback::Result { job },
         )]]);
+        wait_turn(turns, m.chat).await;
         edit_final(s, &m, &s.texts.t(m.lang, "result-undelivered"), &markup).await;
+        mark_delivered(s, job, &mut m);
     }
-    crate::faults::crash_point("delivered");
+}
+
+fn mark_delivered(s: &Shared, job: JobId, m: &mut JobMessages) {
     m.delivered = true;
     if let Err(e) = m.save(&s.app.store, job) {
         tracing::error!(%job, error = %e, "cannot mark a result delivered");
     }
-    tracing::info!(%job, chat = m.chat, "result delivered");
 }
 
 /// The result photo with its buttons (also for "get it again"); a document when the photo is
@@ -319,7 +330,9 @@ async fn resume(s: &Shared, at_start: bool) {
             Ok(Some(r)) if r.state() == JobState::Succeeded => {
                 let span = tracing::info_span!("job", %job, user = %r.user());
                 let outputs = r.result.map(|x| x.outputs).unwrap_or_default();
-                deliver(s, job, m, &outputs).instrument(span).await;
+                deliver(s, job, m, &outputs, &Turns::default())
+                    .instrument(span)
+                    .await;
             }
             Ok(Some(r)) if r.state().is_terminal() => {
                 let span = tracing::info_span!("job", %job, user = %r.user());

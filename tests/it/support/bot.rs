@@ -275,14 +275,42 @@ impl BotTest {
         self.tg.messages(user).last().map_or(0, |m| m.id)
     }
 
-    /// Waits for a result photo sent after the message `after`, then for the bot to go quiet.
+    /// Waits for a result photo sent after the message `after`, then until no status message in
+    /// the chat still says a job is starting, drawing or retrying (its last edit comes in the
+    /// chat's next edit turn, up to a second after the result), then for the bot to go quiet.
     pub async fn wait_result(&self, user: i64, after: i32) -> BotMessage {
         let m = self
             .tg
             .wait_for_message(user, |m| m.kind == "photo" && m.id > after)
             .await;
+        let running = self.running_statuses();
+        self.tg
+            .wait_until_chat(user, |messages| {
+                !messages
+                    .iter()
+                    .any(|m| running.iter().any(|r| m.text.starts_with(r.as_str())))
+            })
+            .await;
         self.tg.wait_idle().await;
         m
+    }
+
+    /// How a running job's status message starts, in both languages.
+    fn running_statuses(&self) -> Vec<String> {
+        let mut statuses = Vec::new();
+        for lang in [Lang::Ru, Lang::En] {
+            statuses.push(self.texts.t(lang, "starting"));
+            statuses.push(self.texts.t(lang, "retrying"));
+            // The drawing line up to its progress bar.
+            let drawing = self.texts.get(
+                lang,
+                "running",
+                &[("bar", "\u{1}".into()), ("percent", 0i64.into())],
+            );
+            let prefix = drawing.split('\u{1}').next().unwrap_or_default();
+            statuses.push(prefix.trim_end_matches([' ', '\u{2068}']).to_string());
+        }
+        statuses
     }
 
     /// Waits until a bot message (new or edited) contains `text`, then for quiet.

@@ -809,6 +809,20 @@ impl FakeTelegram {
         .await
     }
 
+    /// Waits up to 20 s until the chat's bot messages, as they are now, satisfy `pred`.
+    pub async fn wait_until_chat(&self, chat: i64, pred: impl Fn(&[BotMessage]) -> bool) {
+        self.wait_until(
+            |w| pred(&w.messages(chat)).then_some(()),
+            |w| {
+                format!(
+                    "chat {chat} never got there; transcript:\n{}",
+                    w.transcript(chat)
+                )
+            },
+        )
+        .await
+    }
+
     /// Waits up to 20 s for a call of `method` (case-insensitive) whose params match `pred`;
     /// returns the earliest matching call so far.
     pub async fn wait_for_call(&self, method: &str, pred: impl Fn(&Value) -> bool) -> Call {
