@@ -2,7 +2,7 @@
 //! once a second per chat, honouring flood control), then the result with its buttons, or the
 //! failure with the points returned. Undelivered results are delivered after a restart.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -86,7 +86,7 @@ async fn run(
                     let (tx, rx) = mpsc::unbounded_channel();
                     let _ = tx.send(ev);
                     chats.insert(chat, tx);
-                    tasks.spawn(chat_task(s.clone(), turns.clone(), rx));
+                    tasks.spawn(chat_task(s.clone(), turns.clone(), chat, rx));
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(skipped = n, "delivery lagged behind job events");
@@ -106,28 +106,44 @@ async fn run(
     while tasks.join_next().await.is_some() {}
 }
 
-/// One chat's events, in order, until `CHAT_IDLE` passes without any.
-async fn chat_task(s: Shared, turns: Turns, mut rx: mpsc::UnboundedReceiver<JobEvent>) {
+/// One chat's events, in order, until `CHAT_IDLE` passes without any and no edit is waiting.
+/// Events are handled at once (a result is sent as soon as it is ready); status edits wait in
+/// `pending` for the chat's turn, so the edit rate never holds up a later job's result.
+async fn chat_task(s: Shared, turns: Turns, chat: i64, mut rx: mpsc::UnboundedReceiver<JobEvent>) {
+    let mut pending = Pending::default();
     loop {
-        match tokio::time::timeout(CHAT_IDLE, rx.recv()).await {
-            Ok(Some(ev)) => traced_event(&s, ev, &turns).await,
-            Ok(None) => return,
-            Err(_) => {
+        let due = (!pending.is_empty()).then(|| turns.get(chat).unwrap_or_else(Instant::now));
+        tokio::select! {
+            biased;
+            ev = rx.recv() => match ev {
+                Some(ev) => {
+                    traced_event(&s, ev, &mut pending).await;
+                    send_due(&s, &turns, chat, &mut pending).await;
+                }
+                None => break,
+            },
+            _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
+                if let Some(edit) = pending.0.pop_front() {
+                    send_edit(&s, &turns, edit, &mut pending).await;
+                }
+            }
+            _ = tokio::time::sleep(CHAT_IDLE), if pending.is_empty() => {
                 // Refuse new events, then handle any that came in meanwhile.
                 rx.close();
                 while let Ok(ev) = rx.try_recv() {
-                    traced_event(&s, ev, &turns).await;
+                    traced_event(&s, ev, &mut pending).await;
                 }
-                return;
+                break;
             }
         }
     }
+    flush(&s, &turns, &mut pending).await;
 }
 
 /// Handles one event; every line logged meanwhile names the job and its user.
-async fn traced_event(s: &Shared, ev: JobEvent, turns: &Turns) {
+async fn traced_event(s: &Shared, ev: JobEvent, pending: &mut Pending) {
     let span = tracing::info_span!("job", job = %ev.job, user = %ev.user);
-    on_event(s, ev, turns).instrument(span).await
+    on_event(s, ev, pending).instrument(span).await
 }
 
 fn bar(percent: u8) -> String {
@@ -135,7 +151,7 @@ fn bar(percent: u8) -> String {
     format!("{}{}", "▓".repeat(filled), "░".repeat(10 - filled))
 }
 
-async fn on_event(s: &Shared, ev: JobEvent, next_edit: &Turns) {
+async fn on_event(s: &Shared, ev: JobEvent, pending: &mut Pending) {
     let Ok(Some(m)) = JobMessages::load(&s.app.store, ev.job) else {
         return;
     };
@@ -147,7 +163,7 @@ async fn on_event(s: &Shared, ev: JobEvent, next_edit: &Turns) {
         JobEventKind::Submitted { .. } => {}
         JobEventKind::Started { .. } => {
             s.tg.chat_action(m.chat).await;
-            edit_throttled(s, &m, &t("starting"), Markup::None, next_edit, true).await;
+            pending.push(Edit::new(ev.job, &m, t("starting")));
         }
         JobEventKind::Progress { percent } => {
             let text = s.texts.get(
@@ -158,59 +174,124 @@ async fn on_event(s: &Shared, ev: JobEvent, next_edit: &Turns) {
                     ("percent", i64::from(percent).into()),
                 ],
             );
-            edit_throttled(s, &m, &text, Markup::None, next_edit, false).await;
+            pending.push(Edit::new(ev.job, &m, text));
         }
-        JobEventKind::Retrying { .. } => {
-            edit_throttled(s, &m, &t("retrying"), Markup::None, next_edit, true).await;
-        }
-        // The result is a new message, sent at once; the status message's last word waits
-        // for the chat's turn (a second after the last edit, or the end of a flood-control
-        // wait), but is never skipped.
-        JobEventKind::Succeeded { outputs } => deliver(s, ev.job, m, &outputs, next_edit).await,
-        JobEventKind::Failed { .. } => {
-            wait_turn(next_edit, m.chat).await;
-            fail(s, ev.job, m).await
-        }
+        JobEventKind::Retrying { .. } => pending.push(Edit::new(ev.job, &m, t("retrying"))),
+        JobEventKind::Succeeded { outputs } => deliver(s, ev.job, m, &outputs, pending).await,
+        JobEventKind::Failed { .. } => fail(s, ev.job, m, pending),
     }
 }
 
-async fn wait_turn(next_edit: &Turns, chat: i64) {
-    if let Some(at) = next_edit.get(chat) {
-        tokio::time::sleep_until(at.into()).await;
-    }
-}
-
-/// Edits the status message with its final text; flood control is waited out once, since
-/// this edit is not repeated by a later one.
-async fn edit_final(s: &Shared, m: &JobMessages, text: &str, markup: &Markup) {
-    let mut edited = s.tg.edit_text(m.chat, m.status_message, text, markup).await;
-    if let Err(TgError::RetryAfter(wait)) = edited {
-        tokio::time::sleep(wait).await;
-        edited = s.tg.edit_text(m.chat, m.status_message, text, markup).await;
-    }
-    if let Err(e) = edited {
-        tracing::info!(chat = m.chat, error = %e, "could not edit a status message");
-    }
-}
-
-/// Edits the status message unless the chat was edited less than a second ago (`force` for
-/// state changes, which wait instead of being skipped).
-async fn edit_throttled(
-    s: &Shared,
-    m: &JobMessages,
-    text: &str,
+/// A status-message edit waiting for the chat's turn (a second after its last edit, or the end
+/// of a flood-control wait).
+struct Edit {
+    job: JobId,
+    m: JobMessages,
+    text: String,
     markup: Markup,
-    next_edit: &Turns,
-    force: bool,
-) {
-    let now = Instant::now();
-    if let Some(at) = next_edit.get(m.chat)
-        && at > now
-    {
-        if !force {
+    /// The job's last word: never replaced by a progress line, flood control waited out once
+    /// (no later edit repeats it).
+    last: bool,
+    /// Marks the job delivered once the edit went out (the chat has then been told).
+    mark: bool,
+}
+
+impl Edit {
+    fn new(job: JobId, m: &JobMessages, text: String) -> Edit {
+        Edit {
+            job,
+            m: m.clone(),
+            text,
+            markup: Markup::None,
+            last: false,
+            mark: false,
+        }
+    }
+
+    fn last(job: JobId, m: &JobMessages, text: String, markup: Markup, mark: bool) -> Edit {
+        Edit {
+            markup,
+            last: true,
+            mark,
+            ..Edit::new(job, m, text)
+        }
+    }
+}
+
+/// A chat's edits waiting for its turn, oldest first. A newer edit of a status message replaces
+/// the one still waiting (only the latest progress is worth showing).
+#[derive(Default)]
+struct Pending(VecDeque<Edit>);
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn push(&mut self, edit: Edit) {
+        let same =
+            |e: &&mut Edit| e.m.chat == edit.m.chat && e.m.status_message == edit.m.status_message;
+        match self.0.iter_mut().find(same) {
+            Some(waiting) if waiting.last && !edit.last => {}
+            Some(waiting) => *waiting = edit,
+            None => self.0.push_back(edit),
+        }
+    }
+}
+
+/// Sends one edit and sets the chat's next turn; a last word refused by flood control waits
+/// for the next turn at the front of the line, once.
+async fn send_edit(s: &Shared, turns: &Turns, mut edit: Edit, pending: &mut Pending) {
+    let m = &edit.m;
+    let sent =
+        s.tg.edit_text(m.chat, m.status_message, &edit.text, &edit.markup)
+            .await;
+    let wait = match &sent {
+        Err(TgError::RetryAfter(d)) => (*d).max(PROGRESS_EVERY),
+        _ => PROGRESS_EVERY,
+    };
+    turns.set(m.chat, Instant::now() + wait);
+    match sent {
+        Err(TgError::RetryAfter(_)) if edit.last => {
+            edit.last = false; // once
+            pending.0.push_front(edit);
             return;
         }
-        tokio::time::sleep_until(at.into()).await;
+        Err(e) => tracing::info!(chat = m.chat, error = %e, "could not edit a status message"),
+        Ok(_) => {}
+    }
+    if edit.mark {
+        let job = edit.job;
+        mark_delivered(s, job, &mut edit.m);
+    }
+}
+
+/// Sends the first waiting edit if the chat's turn has come (the first status of a job goes
+/// out at once, before any progress could replace it).
+async fn send_due(s: &Shared, turns: &Turns, chat: i64, pending: &mut Pending) {
+    if turns.get(chat).is_some_and(|at| at > Instant::now()) {
+        return;
+    }
+    if let Some(edit) = pending.0.pop_front() {
+        send_edit(s, turns, edit, pending).await;
+    }
+}
+
+/// Sends every waiting edit, each in its turn.
+async fn flush(s: &Shared, turns: &Turns, pending: &mut Pending) {
+    while let Some(edit) = pending.0.pop_front() {
+        if let Some(at) = turns.get(edit.m.chat) {
+            tokio::time::sleep_until(at.into()).await;
+        }
+        send_edit(s, turns, edit, pending).await;
+    }
+}
+
+/// Edits a queued job's status message unless the chat was edited less than a second ago
+/// (a position line is not worth waiting for: the next refresh brings a newer one).
+async fn edit_if_turn(s: &Shared, m: &JobMessages, text: &str, markup: Markup, turns: &Turns) {
+    if turns.get(m.chat).is_some_and(|at| at > Instant::now()) {
+        return;
     }
     let wait = match s
         .tg
@@ -220,31 +301,36 @@ async fn edit_throttled(
         Err(TgError::RetryAfter(d)) => d.max(PROGRESS_EVERY),
         _ => PROGRESS_EVERY,
     };
-    next_edit.set(m.chat, Instant::now() + wait);
+    turns.set(m.chat, Instant::now() + wait);
 }
 
 /// Sends the result at once: a photo (preview) with the result buttons, or a document when the
-/// photo is refused (Telegram's photo limits); marks the job delivered, then edits the status
-/// message to "done" in the chat's turn (the result never waits for the edit rate). A crash
+/// photo is refused (Telegram's photo limits), and marks the job delivered; the status message
+/// says "done" in the chat's next turn (the result never waits for the edit rate). A crash
 /// between the send and the mark repeats the result after a restart; a crash after the mark
 /// leaves only the status message unfinished.
-async fn deliver(s: &Shared, job: JobId, mut m: JobMessages, outputs: &[String], turns: &Turns) {
+async fn deliver(
+    s: &Shared,
+    job: JobId,
+    mut m: JobMessages,
+    outputs: &[String],
+    pending: &mut Pending,
+) {
     let data_dir = &s.app.config.storage.data_dir;
     let Some(bytes) = outputs
         .first()
         .and_then(|o| crate::files::read(data_dir, o).ok())
     else {
         tracing::error!(%job, "result file missing at delivery");
-        wait_turn(turns, m.chat).await;
-        return fail(s, job, m).await;
+        return fail(s, job, m, pending);
     };
     let sent = send_result(s, m.chat, m.lang, job, bytes).await;
     crate::faults::crash_point("delivered");
     if sent {
         mark_delivered(s, job, &mut m);
-        wait_turn(turns, m.chat).await;
-        edit_final(s, &m, &s.texts.t(m.lang, "done"), &Markup::None).await;
         tracing::info!(%job, chat = m.chat, "result delivered");
+        let done = s.texts.t(m.lang, "done");
+        pending.push(Edit::last(job, &m, done, Markup::None, false));
     } else {
         // Telegram took neither the photo nor the file: the status message offers it again
         // (the job is done and paid; it is never run again for this). Marked only once it
@@ -253,9 +339,8 @@ async fn deliver(s: &Shared, job: JobId, mut m: JobMessages, outputs: &[String],
             s.texts.t(m.lang, "btn-get-result"),
             super::callback::Callback::Result { job },
         )]]);
-        wait_turn(turns, m.chat).await;
-        edit_final(s, &m, &s.texts.t(m.lang, "result-undelivered"), &markup).await;
-        mark_delivered(s, job, &mut m);
+        let text = s.texts.t(m.lang, "result-undelivered");
+        pending.push(Edit::last(job, &m, text, markup, true));
     }
 }
 
@@ -290,7 +375,9 @@ pub async fn send_result(s: &Shared, chat: i64, lang: Lang, job: JobId, png: Vec
     }
 }
 
-async fn fail(s: &Shared, job: JobId, mut m: JobMessages) {
+/// Tells the chat the job failed (and what was returned) in its next turn; the job counts as
+/// delivered once that went out.
+fn fail(s: &Shared, job: JobId, m: JobMessages, pending: &mut Pending) {
     // What the job held, from its record: the chat's copy of the price is saved only after the
     // job was accepted, and a crash (or a fast worker) can come first.
     let price = match s.app.queue.get(job) {
@@ -303,9 +390,8 @@ async fn fail(s: &Shared, job: JobId, mut m: JobMessages) {
     } else {
         s.texts.t(m.lang, "failed-free")
     };
-    edit_final(s, &m, &text, &keyboards::inline_menu(&s.texts, m.lang)).await;
-    m.delivered = true;
-    let _ = m.save(&s.app.store, job);
+    let menu = keyboards::inline_menu(&s.texts, m.lang);
+    pending.push(Edit::last(job, &m, text, menu, true));
 }
 
 /// After a restart (`at_start`) or lag: deliver what finished meanwhile.
@@ -330,13 +416,21 @@ async fn resume(s: &Shared, at_start: bool) {
             Ok(Some(r)) if r.state() == JobState::Succeeded => {
                 let span = tracing::info_span!("job", %job, user = %r.user());
                 let outputs = r.result.map(|x| x.outputs).unwrap_or_default();
-                deliver(s, job, m, &outputs, &Turns::default())
-                    .instrument(span)
-                    .await;
+                let mut edits = Pending::default();
+                async {
+                    deliver(s, job, m, &outputs, &mut edits).await;
+                    flush(s, &Turns::default(), &mut edits).await;
+                }
+                .instrument(span)
+                .await;
             }
             Ok(Some(r)) if r.state().is_terminal() => {
                 let span = tracing::info_span!("job", %job, user = %r.user());
-                fail(s, job, m).instrument(span).await
+                let mut edits = Pending::default();
+                fail(s, job, m, &mut edits);
+                flush(s, &Turns::default(), &mut edits)
+                    .instrument(span)
+                    .await;
             }
             Ok(Some(_)) => {}
             // Unknown to the queue. While running, it may be about to be submitted (its
@@ -347,7 +441,10 @@ async fn resume(s: &Shared, at_start: bool) {
                 if let Ok(None) = s.app.store.hold_of(job) {
                     tracing::warn!(%job, chat = m.chat, "a confirmed edit was never accepted; telling the chat");
                     let text = s.texts.t(m.lang, "not-accepted");
-                    edit_final(s, &m, &text, &keyboards::inline_menu(&s.texts, m.lang)).await;
+                    let menu = keyboards::inline_menu(&s.texts, m.lang);
+                    let mut edits = Pending::default();
+                    edits.push(Edit::last(job, &m, text, menu, false));
+                    flush(s, &Turns::default(), &mut edits).await;
                 }
                 let _ = s.app.store.bot_delete(&key);
             }
@@ -376,6 +473,6 @@ async fn refresh_queued(s: &Shared, next_edit: &Turns) {
             &[("position", position.into()), ("wait", wait.into())],
         );
         let markup = keyboards::queued(&s.texts, m.lang, r.id);
-        edit_throttled(s, &m, &text, markup, next_edit, false).await;
+        edit_if_turn(s, &m, &text, markup, next_edit).await;
     }
 }
