@@ -8,7 +8,8 @@
 //! - `overhead`: one user's sequential jobs through the fake Telegram (own prompt: 1 MP JPEG
 //!   photo → prompt text → ✅ Start → result) with a ComfyUI that executes instantly; per job
 //!   the time from the photo update being queued at the fake Telegram to the result's
-//!   `sendPhoto`/`sendDocument` arriving there, minus the fake ComfyUI's own run time.
+//!   `sendPhoto`/`sendDocument` arriving there, minus the fake ComfyUI's own run time; the
+//!   same from the ✅ Start press; and, in brackets, the two steps before the press.
 //!
 //! Run: `cargo bench --bench proof` (all) or `cargo bench --bench proof -- menu` (one).
 //! Without `--bench` (as `cargo test` runs benches) each does a small quick pass.
@@ -294,7 +295,7 @@ async fn next_message(
 }
 
 fn last_id(tg: &FakeTelegram, chat: i64) -> i32 {
-    tg.messages(chat).last().map_or(0, |m| m.id)
+    tg.last_message_id(chat)
 }
 
 async fn overhead(jobs: usize) {
@@ -312,6 +313,8 @@ async fn overhead(jobs: usize) {
     let warmup = 3;
     // (photo → result, confirm press → result), each minus ComfyUI's run time, in ms.
     let mut ms: Vec<(f64, f64)> = Vec::with_capacity(jobs);
+    // Where the photo's time goes before the press: photo → "Describe…", prompt → card.
+    let mut steps: Vec<(f64, f64)> = Vec::with_capacity(jobs);
     for _ in 0..jobs + warmup {
         // Untimed: /start → ✍️ Own prompt → "Send a photo".
         let mark = last_id(&tg, chat);
@@ -325,12 +328,14 @@ async fn overhead(jobs: usize) {
         let start = Instant::now();
         tg.send_photo(chat, photo.clone());
         next_message(&tg, chat, mark, |m| m.text.contains("Describe")).await;
+        let described = Instant::now();
         let mark = last_id(&tg, chat);
         tg.send_text(chat, "make the sky purple");
         let card = next_message(&tg, chat, mark, |m| {
             m.buttons().iter().any(|b| b == "✅ Start")
         })
         .await;
+        let carded = Instant::now();
         let mark = last_id(&tg, chat);
         let pressed = Instant::now();
         tg.press(chat, card.id, &card.callback_data("✅ Start"));
@@ -352,8 +357,11 @@ async fn overhead(jobs: usize) {
             .map_or(0, |(_, start, end)| end - start) as f64;
         let ms_since = |t: Instant| (sent - t).as_secs_f64() * 1000.0 - comfy_ms;
         ms.push((ms_since(start), ms_since(pressed)));
+        let span_ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
+        steps.push((span_ms(start, described), span_ms(described, carded)));
     }
     let ms = ms.split_off(warmup);
+    let steps = steps.split_off(warmup);
     let report = |label: &str, mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         println!(
@@ -367,6 +375,14 @@ async fn overhead(jobs: usize) {
     };
     report("photo → result sent", ms.iter().map(|m| m.0).collect());
     report("✅ Start → result sent", ms.iter().map(|m| m.1).collect());
+    report(
+        "(photo → \"Describe…\")",
+        steps.iter().map(|m| m.0).collect(),
+    );
+    report(
+        "(prompt → confirm card)",
+        steps.iter().map(|m| m.1).collect(),
+    );
     t.stop().await;
 }
 

@@ -272,7 +272,7 @@ impl BotTest {
 
     /// The id of the newest bot message in the chat (0 when there is none).
     pub fn mark(&self, user: i64) -> i32 {
-        self.tg.messages(user).last().map_or(0, |m| m.id)
+        self.tg.last_message_id(user)
     }
 
     /// Waits for a result photo sent after the message `after`, then until no status message in

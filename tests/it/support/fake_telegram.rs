@@ -773,6 +773,11 @@ impl FakeTelegram {
         self.lock().messages(chat)
     }
 
+    /// The id of the newest bot message in the chat (0 when there is none).
+    pub fn last_message_id(&self, chat: i64) -> i32 {
+        self.lock().live_messages(chat).last().map_or(0, |m| m.id)
+    }
+
     /// The newest bot message in the chat; panics when there is none.
     pub fn last_message(&self, chat: i64) -> BotMessage {
         let w = self.lock();
@@ -793,7 +798,7 @@ impl FakeTelegram {
         pred: impl Fn(&BotMessage) -> bool,
     ) -> BotMessage {
         self.wait_until(
-            |w| w.messages(chat).into_iter().rev().find(|m| pred(m)),
+            |w| w.live_messages(chat).rev().find(|m| pred(m)).cloned(),
             |w| {
                 format!(
                     "no matching bot message in chat {chat}; transcript:\n{}\nmessages:\n{}",
@@ -1302,16 +1307,18 @@ impl World {
     }
 
     fn messages(&self, chat: i64) -> Vec<BotMessage> {
+        self.live_messages(chat).cloned().collect()
+    }
+
+    /// The chat's messages without copying them (results carry their bytes: waits that check
+    /// on every request must not clone a long chat each time).
+    fn live_messages(&self, chat: i64) -> impl DoubleEndedIterator<Item = &BotMessage> {
         self.chats
             .get(&chat)
-            .map(|c| {
-                c.messages
-                    .iter()
-                    .filter(|s| !s.deleted)
-                    .map(|s| s.msg.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|c| c.messages.iter())
+            .filter(|s| !s.deleted)
+            .map(|s| &s.msg)
     }
 
     fn transcript(&self, chat: i64) -> String {
