@@ -194,6 +194,8 @@ struct Edit {
     last: bool,
     /// Marks the job delivered once the edit went out (the chat has then been told).
     mark: bool,
+    /// A last word already refused once by flood control.
+    retried: bool,
 }
 
 impl Edit {
@@ -205,6 +207,7 @@ impl Edit {
             markup: Markup::None,
             last: false,
             mark: false,
+            retried: false,
         }
     }
 
@@ -252,8 +255,8 @@ async fn send_edit(s: &Shared, turns: &Turns, mut edit: Edit, pending: &mut Pend
     };
     turns.set(m.chat, Instant::now() + wait);
     match sent {
-        Err(TgError::RetryAfter(_)) if edit.last => {
-            edit.last = false; // once
+        Err(TgError::RetryAfter(_)) if edit.last && !edit.retried => {
+            edit.retried = true;
             pending.0.push_front(edit);
             return;
         }
@@ -289,19 +292,22 @@ async fn flush(s: &Shared, turns: &Turns, pending: &mut Pending) {
 
 /// Edits a queued job's status message unless the chat was edited less than a second ago
 /// (a position line is not worth waiting for: the next refresh brings a newer one).
-async fn edit_if_turn(s: &Shared, m: &JobMessages, text: &str, markup: Markup, turns: &Turns) {
+async fn edit_if_turn(
+    s: &Shared,
+    turns: &Turns,
+    job: JobId,
+    m: &JobMessages,
+    text: String,
+    markup: Markup,
+) {
     if turns.get(m.chat).is_some_and(|at| at > Instant::now()) {
         return;
     }
-    let wait = match s
-        .tg
-        .edit_text(m.chat, m.status_message, text, &markup)
-        .await
-    {
-        Err(TgError::RetryAfter(d)) => d.max(PROGRESS_EVERY),
-        _ => PROGRESS_EVERY,
+    let edit = Edit {
+        markup,
+        ..Edit::new(job, m, text)
     };
-    turns.set(m.chat, Instant::now() + wait);
+    send_edit(s, turns, edit, &mut Pending::default()).await;
 }
 
 /// Sends the result at once: a photo (preview) with the result buttons, or a document when the
@@ -473,6 +479,6 @@ async fn refresh_queued(s: &Shared, next_edit: &Turns) {
             &[("position", position.into()), ("wait", wait.into())],
         );
         let markup = keyboards::queued(&s.texts, m.lang, r.id);
-        edit_if_turn(s, &m, &text, markup, next_edit).await;
+        edit_if_turn(s, next_edit, r.id, &m, text, markup).await;
     }
 }
