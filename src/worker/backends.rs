@@ -1,10 +1,11 @@
 //! The ComfyUI backends and what is known of their health, shared by the workers, the status
 //! page and `doctor`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+use tokio::sync::watch;
 
 use crate::comfy::ComfyClient;
 
@@ -36,19 +37,22 @@ impl Health {
 pub struct Backend {
     pub name: String,
     pub client: ComfyClient,
-    health: Mutex<Health>,
+    /// Watched, so that a change can be awaited (tests, the status page's live view).
+    health: watch::Sender<Health>,
 }
 
 impl Backend {
     pub fn health(&self) -> Health {
-        self.health
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.health.borrow().clone()
     }
 
     pub fn update(&self, f: impl FnOnce(&mut Health)) {
-        f(&mut self.health.lock().unwrap_or_else(|p| p.into_inner()));
+        self.health.send_modify(f);
+    }
+
+    /// Follows the health as it changes.
+    pub fn watch_health(&self) -> watch::Receiver<Health> {
+        self.health.subscribe()
     }
 }
 
@@ -64,7 +68,7 @@ impl Backends {
                     Arc::new(Backend {
                         name: url.as_str().trim_end_matches('/').to_string(),
                         client: ComfyClient::new(url.clone(), timeout),
-                        health: Mutex::new(Health::default()),
+                        health: watch::Sender::new(Health::default()),
                     })
                 })
                 .collect(),

@@ -70,15 +70,12 @@ async fn comfy_down_at_submit_then_back_runs_the_job() {
     let user = t.user(1, 100);
     let job = t.submit(user, vec![t.input(&png(32, 32))], 30);
     // Wait until the worker has probed the backend and found it down.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let health = t.app.backends.all()[0].health();
-        if !health.up && health.last_error.is_some() {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "never probed");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let mut health = t.app.backends.all()[0].watch_health();
+    let probed = health.wait_for(|h| !h.up && h.last_error.is_some());
+    tokio::time::timeout(std::time::Duration::from_secs(20), probed)
+        .await
+        .expect("never probed")
+        .expect("the backend is still there");
     let r = t.app.queue.get(job).unwrap().unwrap();
     assert_eq!(r.state(), JobState::Queued);
     assert_eq!(t.balance(user), 70, "held while it waits");
