@@ -12,6 +12,9 @@
 mod app;
 #[path = "../tests/it/support/fake_comfy.rs"]
 mod fake_comfy;
+#[path = "../tests/it/support/multipart.rs"]
+#[allow(dead_code)]
+mod multipart;
 
 use std::time::Instant;
 

@@ -618,7 +618,7 @@ pub async fn edit_further(ctx: &Ctx, job: JobId) {
     };
     let target = ctx.app().config.input_pixels();
     let name = match ctx.app().media.check(bytes, target.max(1_000_000)).await {
-        Ok(n) => crate::files::store_input(&data_dir, &n.png).ok(),
+        Ok(n) => super::photos::store(ctx, n.png).await.ok(),
         Err(_) => None,
     };
     let Some(name) = name else {

@@ -39,23 +39,28 @@ async fn fetch(ctx: &Ctx, file_id: &str, size: u32) -> Option<String> {
     };
     let target = ctx.app().config.input_pixels();
     match ctx.app().media.check(bytes, target.max(1_000_000)).await {
-        Ok(n) => {
-            let data_dir = ctx.app().config.storage.data_dir.clone();
-            match crate::files::store_input(&data_dir, &n.png) {
-                Ok(name) => Some(name),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot store an input");
-                    ctx.say(&ctx.t("busy-disk"), Default::default()).await;
-                    None
-                }
+        Ok(n) => match store(ctx, n.png).await {
+            Ok(name) => Some(name),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot store an input");
+                ctx.say(&ctx.t("busy-disk"), Default::default()).await;
+                None
             }
-        }
+        },
         Err(r) => {
             tracing::info!(chat = ctx.chat, user = %ctx.user, rejection = r.code(), "upload refused");
             ctx.say(&rejection_text(ctx, &r), Default::default()).await;
             None
         }
     }
+}
+
+/// Stores a checked input under a name of ours, off the async runtime (a 1 MP PNG is ≈ 2 MB).
+pub async fn store(ctx: &Ctx, png: Vec<u8>) -> std::io::Result<String> {
+    let data_dir = ctx.app().config.storage.data_dir.clone();
+    tokio::task::spawn_blocking(move || crate::files::store_input(&data_dir, &png))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 pub fn rejection_text(ctx: &Ctx, r: &Rejection) -> String {

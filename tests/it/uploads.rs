@@ -508,6 +508,19 @@ fn downscaling_keeps_the_aspect_of_wide_and_tall_images() {
 }
 
 #[test]
+fn an_image_at_most_a_quarter_over_the_target_keeps_its_size() {
+    // The workflow scales to the model's pixel count itself: a second resample only blurs.
+    for (w, h) in [(1200, 840), (1280, 960)] {
+        let n = default_normalize(&jpeg(&picture(w, h)), 1_000_000).unwrap();
+        assert_eq!((n.width, n.height), (w, h));
+    }
+    // 1280x1024 is 31 % over: downscaled to at most the target.
+    let n = default_normalize(&jpeg(&picture(1280, 1024)), 1_000_000).unwrap();
+    assert_eq!((n.width, n.height), (1118, 894));
+    assert!(u64::from(n.width) * u64::from(n.height) <= 1_000_000);
+}
+
+#[test]
 fn small_images_are_never_upscaled() {
     let img = picture(64, 48);
     for bytes in [jpeg(&img), png(&img), webp(&img)] {

@@ -31,6 +31,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
+use super::multipart;
+
 /// What the fake does with one queued prompt.
 #[derive(Clone, Debug)]
 pub enum Behavior {
@@ -731,66 +733,6 @@ where
 
 // ---------------------------------------------------------------- uploads and files
 
-struct Part {
-    name: String,
-    filename: Option<String>,
-    data: Vec<u8>,
-}
-
-fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if from > hay.len() {
-        return None;
-    }
-    hay[from..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
-}
-
-fn parse_multipart(content_type: &str, body: &[u8]) -> Option<Vec<Part>> {
-    let boundary = content_type
-        .split(';')
-        .find_map(|p| p.trim().strip_prefix("boundary="))?
-        .trim_matches('"');
-    let delim = format!("--{boundary}").into_bytes();
-    let next_delim = [b"\r\n".as_slice(), &delim].concat();
-    let mut parts = Vec::new();
-    let mut pos = find(body, &delim, 0)? + delim.len();
-    while !body[pos..].starts_with(b"--") {
-        if body[pos..].starts_with(b"\r\n") {
-            pos += 2;
-        }
-        let head_end = find(body, b"\r\n\r\n", pos)?;
-        let head = std::str::from_utf8(&body[pos..head_end]).ok()?;
-        let data_start = head_end + 4;
-        let data_end = find(body, &next_delim, data_start)?;
-        let mut part = Part {
-            name: String::new(),
-            filename: None,
-            data: body[data_start..data_end].to_vec(),
-        };
-        for line in head.split("\r\n") {
-            if !line
-                .to_ascii_lowercase()
-                .starts_with("content-disposition:")
-            {
-                continue;
-            }
-            for param in line.split(';').skip(1) {
-                let param = param.trim();
-                if let Some(v) = param.strip_prefix("name=") {
-                    part.name = v.trim_matches('"').to_string();
-                } else if let Some(v) = param.strip_prefix("filename=") {
-                    part.filename = Some(v.trim_matches('"').to_string());
-                }
-            }
-        }
-        parts.push(part);
-        pos = data_end + next_delim.len();
-    }
-    Some(parts)
-}
-
 fn split_ext(name: &str) -> (&str, &str) {
     match name.rfind('.') {
         Some(i) if i > 0 => (&name[..i], &name[i..]),
@@ -807,7 +749,7 @@ async fn upload(State(sh): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) 
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let Some(parts) = parse_multipart(ct, &body) else {
+    let Some(parts) = multipart::boundary(ct).and_then(|b| multipart::parse(&body, &b).ok()) else {
         return empty(StatusCode::BAD_REQUEST);
     };
     let field = |name: &str| {

@@ -32,6 +32,8 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
+use super::multipart::{self, percent_decode};
+
 /// The bot's user id (the numeric part of [`FakeTelegram::TOKEN`]).
 pub const BOT_ID: i64 = 123456;
 /// The bot's username as `getMe` reports it.
@@ -314,6 +316,8 @@ struct World {
     fail_updates: usize,
     in_flight: usize,
     last_activity: Instant,
+    /// When `getUpdates` last handed the bot an update it had not fetched before.
+    handed_out: Option<Instant>,
     callbacks: HashMap<String, Query>,
     pre_checkouts: HashMap<String, Query>,
     payments: HashMap<String, Payment>,
@@ -409,6 +413,7 @@ impl FakeTelegram {
             fail_updates: 0,
             in_flight: 0,
             last_activity: Instant::now(),
+            handed_out: None,
             callbacks: HashMap::new(),
             pre_checkouts: HashMap::new(),
             payments: HashMap::new(),
@@ -766,6 +771,25 @@ impl FakeTelegram {
     /// Every request so far (including `getUpdates` polls and `download`s).
     pub fn calls(&self) -> Vec<Call> {
         self.lock().calls.clone()
+    }
+
+    /// When the newest request of one of `methods` arrived.
+    #[allow(dead_code)] // benches/proof.rs
+    pub fn last_call_time(&self, methods: &[&str]) -> Option<Instant> {
+        let w = self.lock();
+        let call = w
+            .calls
+            .iter()
+            .rev()
+            .find(|c| methods.contains(&c.method.as_str()));
+        call.map(|c| c.time)
+    }
+
+    /// When `getUpdates` last handed the bot a new update: where the bot's own time starts
+    /// (the fake's work to build the update, such as a photo's thumbnail, comes before it).
+    #[allow(dead_code)] // benches/proof.rs
+    pub fn last_hand_out(&self) -> Option<Instant> {
+        self.lock().handed_out
     }
 
     /// The chat's bot messages as they are now (deleted ones left out), oldest first.
@@ -1195,11 +1219,15 @@ impl World {
         if self.queue.is_empty() {
             return None;
         }
+        let now = Instant::now();
         let batch = self
             .queue
             .iter_mut()
             .take(limit)
             .map(|q| {
+                if !q.fetched {
+                    self.handed_out = Some(now);
+                }
                 q.fetched = true;
                 q.forced = false;
                 q.update.clone()
@@ -2239,17 +2267,9 @@ fn parse_params(
     }
     let lower = content_type.to_ascii_lowercase();
     if lower.starts_with("multipart/form-data") {
-        let boundary = content_type
-            .split(';')
-            .filter_map(|part| {
-                let (k, v) = part.trim().split_once('=')?;
-                k.trim()
-                    .eq_ignore_ascii_case("boundary")
-                    .then(|| v.trim().trim_matches('"').to_owned())
-            })
-            .next()
+        let boundary = multipart::boundary(content_type)
             .ok_or_else(|| bad("multipart boundary is missing"))?;
-        for part in parse_multipart(body, &boundary).map_err(|e| bad(&e))? {
+        for part in multipart::parse(body, &boundary).map_err(|e| bad(&e))? {
             if part.filename.is_some() {
                 uploads.insert(
                     part.name,
@@ -2365,127 +2385,6 @@ fn for_record(v: &Value, up: &Uploads) -> Value {
     }
 }
 
-struct Part {
-    name: String,
-    filename: Option<String>,
-    content_type: Option<String>,
-    data: Vec<u8>,
-}
-
-fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if from > hay.len() || needle.is_empty() {
-        return None;
-    }
-    let first = needle[0];
-    let mut i = from;
-    while i + needle.len() <= hay.len() {
-        match hay[i..hay.len() - needle.len() + 1]
-            .iter()
-            .position(|&b| b == first)
-        {
-            None => return None,
-            Some(k) => {
-                let at = i + k;
-                if &hay[at..at + needle.len()] == needle {
-                    return Some(at);
-                }
-                i = at + 1;
-            }
-        }
-    }
-    None
-}
-
-fn parse_multipart(body: &[u8], boundary: &str) -> Result<Vec<Part>, String> {
-    let delimiter = format!("--{boundary}");
-    let next_delimiter = format!("\r\n--{boundary}");
-    let mut pos =
-        find(body, delimiter.as_bytes(), 0).ok_or("multipart: no boundary")? + delimiter.len();
-    let mut parts = Vec::new();
-    loop {
-        if body[pos..].starts_with(b"--") {
-            return Ok(parts);
-        }
-        if body[pos..].starts_with(b"\r\n") {
-            pos += 2;
-        }
-        let header_end =
-            find(body, b"\r\n\r\n", pos).ok_or("multipart: unterminated part headers")?;
-        let headers = String::from_utf8_lossy(&body[pos..header_end]).into_owned();
-        let data_start = header_end + 4;
-        let data_end = find(body, next_delimiter.as_bytes(), data_start)
-            .ok_or("multipart: unterminated part")?;
-        let mut part = Part {
-            name: String::new(),
-            filename: None,
-            content_type: None,
-            data: body[data_start..data_end].to_vec(),
-        };
-        for line in headers.split("\r\n") {
-            let Some((key, value)) = line.split_once(':') else {
-                continue;
-            };
-            if key.trim().eq_ignore_ascii_case("content-disposition") {
-                for (k, v) in header_params(value) {
-                    match k.to_ascii_lowercase().as_str() {
-                        "name" => part.name = v,
-                        "filename" => part.filename = Some(percent_decode(&v, false)),
-                        "filename*" => {
-                            let encoded = v.split_once("''").map_or(v.as_str(), |(_, e)| e);
-                            part.filename = Some(percent_decode(encoded, false));
-                        }
-                        _ => {}
-                    }
-                }
-            } else if key.trim().eq_ignore_ascii_case("content-type") {
-                part.content_type = Some(value.trim().to_owned());
-            }
-        }
-        parts.push(part);
-        pos = data_end + next_delimiter.len();
-    }
-}
-
-/// `form-data; name="a"; filename="b;c.jpg"` → [("name","a"), ("filename","b;c.jpg")].
-fn header_params(value: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = value;
-    while let Some(semi) = rest.find(';') {
-        rest = rest[semi + 1..].trim_start();
-        let Some(eq) = rest.find('=') else { break };
-        let key = rest[..eq].trim().to_owned();
-        rest = &rest[eq + 1..];
-        let val;
-        if let Some(quoted) = rest.strip_prefix('"') {
-            let mut v = String::new();
-            let mut chars = quoted.char_indices();
-            let mut end = quoted.len();
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '\\' => {
-                        if let Some((_, n)) = chars.next() {
-                            v.push(n);
-                        }
-                    }
-                    '"' => {
-                        end = i + 1;
-                        break;
-                    }
-                    _ => v.push(c),
-                }
-            }
-            val = v;
-            rest = &quoted[end.min(quoted.len())..];
-        } else {
-            let end = rest.find(';').unwrap_or(rest.len());
-            val = rest[..end].trim().to_owned();
-            rest = &rest[end..];
-        }
-        out.push((key, val));
-    }
-    out
-}
-
 fn form_pairs(s: &str) -> Vec<(String, String)> {
     s.split('&')
         .filter(|p| !p.is_empty())
@@ -2494,29 +2393,6 @@ fn form_pairs(s: &str) -> Vec<(String, String)> {
             (percent_decode(k, true), percent_decode(v, true))
         })
         .collect()
-}
-
-fn percent_decode(s: &str, plus_is_space: bool) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match b[i] {
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' if plus_is_space => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 // ---- text entities ----

@@ -5,6 +5,7 @@ pub mod bot;
 pub mod fake_comfy;
 pub mod fake_telegram;
 pub mod fake_yookassa;
+pub mod multipart;
 pub mod process;
 pub mod web;
 
