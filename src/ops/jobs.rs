@@ -118,6 +118,7 @@ pub fn settle_job(app: &App, record: &JobRecord) -> Result<(), OpsError> {
     };
     match outcome {
         Ok(SettleOutcome::Settled(_)) => {
+            tracing::debug!(job = %record.id, user = %record.user(), state = record.state().as_str(), "hold settled");
             app.telemetry.job_finished(record);
             Ok(())
         }

@@ -27,11 +27,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::crash_points::{Api, Rig, assert_crashed_at, balance_answered};
 use crate::support::fake_telegram::{BotMessage, FakeTelegram};
 use crate::support::fake_yookassa::FakeYooKassa;
+use crate::support::rig::{
+    Api, Rig, WELCOME, assert_crashed_at, balance_answered, last_id, ledger,
+};
 
-const WELCOME: i64 = 60;
 /// The smallest pack: 100 points for 99 ₽ or 50 ⭐.
 const PACK_POINTS: i64 = 100;
 const STARS: u32 = 50;
@@ -42,10 +43,6 @@ fn runs() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(6)
-}
-
-fn last_id(tg: &FakeTelegram, chat: i64) -> i32 {
-    tg.messages(chat).last().map_or(0, |m| m.id)
 }
 
 /// /start → 👤 Profile → 💳 Top up: the top-up screen.
@@ -95,20 +92,6 @@ async fn notify(daemon_url: &str, payment_id: &str) -> Option<u16> {
         .await
         .ok()?;
     Some(resp.status().as_u16())
-}
-
-/// The user's ledger as key → delta.
-fn ledger(user: &Value) -> BTreeMap<String, i64> {
-    let mut out = BTreeMap::new();
-    for e in user["ledger"].as_array().unwrap() {
-        let key = e["key"].as_str().unwrap().to_string();
-        assert!(
-            out.insert(key.clone(), e["delta"].as_i64().unwrap())
-                .is_none(),
-            "ledger key {key} twice: {user}"
-        );
-    }
-    out
 }
 
 /// The user once the payment is credited. At a `_paid` point the credit happens after the

@@ -18,236 +18,19 @@
 //! `QWENEDIT_CRASH_RUNS` changes the number of runs per point (20).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use serde_json::Value;
-
-use crate::support::bot::jpeg;
-use crate::support::fake_comfy::FakeComfy;
-use crate::support::fake_telegram::{BotMessage, FakeTelegram};
-use crate::support::process::{Daemon, admin_token, wait_exit};
-
-const WELCOME: i64 = 60;
-const PRICE: i64 = 30;
-const EXIT_WITHIN: Duration = Duration::from_secs(30);
+use crate::support::process::{Daemon, wait_exit};
+use crate::support::rig::{
+    EXIT_WITHIN, Log, PRICE, Rig, WELCOME, assert_crashed_at, balance_answered, confirm, ledger,
+    result_photos, to_confirm_card,
+};
 
 fn runs() -> usize {
     std::env::var("QWENEDIT_CRASH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20)
-}
-
-/// A fake Telegram, a fake ComfyUI and a data dir, shared by the runs of one test.
-pub struct Rig {
-    pub tg: FakeTelegram,
-    pub comfy: FakeComfy,
-    pub dir: tempfile::TempDir,
-    pub config: PathBuf,
-}
-
-impl Rig {
-    pub async fn new(extra: &str) -> Rig {
-        let tg = FakeTelegram::start().await;
-        let comfy = FakeComfy::start().await;
-        let dir = tempfile::tempdir().unwrap();
-        let root = env!("CARGO_MANIFEST_DIR");
-        let text = format!(
-            r#"
-[storage]
-data_dir = "data"
-queue_fsync = true
-
-[comfyui]
-backends = [{comfy:?}]
-workflows_dir = "{root}/workflows"
-pipeline_depth = 2
-
-[presets]
-dir = "{root}/presets"
-
-[queue]
-max_attempts = 3
-backoff_base = "1ms"
-backoff_max = "10ms"
-
-[web]
-listen = "127.0.0.1:0"
-
-[telegram]
-token = {token:?}
-api_url = {api:?}
-album_debounce = "100ms"
-flood_per_minute = 1000
-
-[billing]
-welcome_points = {WELCOME}
-edit_price = {PRICE}
-weekly_bonus = 0
-
-[log]
-level = "info,qwenedit=debug"
-format = "json"
-{extra}
-"#,
-            comfy = comfy.url().as_str(),
-            token = FakeTelegram::TOKEN,
-            api = tg.api_url().as_str(),
-        );
-        let config = dir.path().join("config.toml");
-        std::fs::write(&config, text).unwrap();
-        Rig {
-            tg,
-            comfy,
-            dir,
-            config,
-        }
-    }
-
-    pub fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    /// Starts the daemon (with `crash_at` armed) and waits until it listens.
-    pub fn start(&self, crash_at: Option<&str>) -> Daemon {
-        let env: Vec<(&str, &str)> = crash_at
-            .map(|p| vec![(qwenedit::faults::CRASH_AT, p)])
-            .unwrap_or_default();
-        tokio::task::block_in_place(|| Daemon::start_env(&self.config, &env))
-    }
-
-    pub fn api(&self, daemon: &Daemon) -> Api {
-        Api {
-            base: daemon.url(""),
-            token: admin_token(&self.data()),
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        }
-    }
-}
-
-/// The admin API of a running daemon.
-pub struct Api {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    /// The admin API at `base` (`http://addr`) with this token.
-    pub fn new(base: String, token: String) -> Api {
-        Api {
-            base,
-            token,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        }
-    }
-
-    pub async fn get(&self, path: &str) -> Value {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
-        resp.json().await.unwrap()
-    }
-
-    pub async fn user(&self, user: i64) -> Value {
-        self.get(&format!("/api/v1/users/{user}")).await
-    }
-
-    /// Every balance equals the sum of its entries, none is negative, every key is sound.
-    pub async fn assert_ledger_consistent(&self) -> Value {
-        let check = self.get("/api/v1/ledger/verify").await;
-        for field in ["mismatches", "negative", "bad_keys"] {
-            assert_eq!(
-                check[field],
-                serde_json::json!([]),
-                "ledger/verify: {check}"
-            );
-        }
-        check
-    }
-}
-
-// ---- a user in the chat ----
-
-/// The newest bot message with this button (waiting up to 20 s for one newer than `after`).
-async fn button(tg: &FakeTelegram, chat: i64, after: i32, label: &str) -> BotMessage {
-    tg.wait_for_message(chat, |m| {
-        m.id > after && m.buttons().iter().any(|b| b == label)
-    })
-    .await
-}
-
-fn last_id(tg: &FakeTelegram, chat: i64) -> i32 {
-    tg.messages(chat).last().map_or(0, |m| m.id)
-}
-
-/// /start → own prompt → photo → prompt: the confirm card. Returns it.
-pub async fn to_confirm_card(tg: &FakeTelegram, chat: i64) -> BotMessage {
-    tg.set_language(chat, "en");
-    let mark = last_id(tg, chat);
-    tg.send_text(chat, "/start");
-    let menu = button(tg, chat, mark, "✍️ Own prompt").await;
-    tg.press(chat, menu.id, &menu.callback_data("✍️ Own prompt"));
-    let mark = menu.id;
-    tg.wait_for_message(chat, |m| m.id > mark && m.text.contains("Send a photo"))
-        .await;
-    let mark = last_id(tg, chat);
-    tg.send_photo(chat, jpeg(64, 48));
-    tg.wait_for_message(chat, |m| m.id > mark && m.text.contains("Describe"))
-        .await;
-    let mark = last_id(tg, chat);
-    tg.send_text(chat, "make the sky purple");
-    button(tg, chat, mark, "✅ Start").await
-}
-
-/// Presses ✅ Start on the card.
-pub fn confirm(tg: &FakeTelegram, chat: i64, card: &BotMessage) {
-    tg.press(chat, card.id, &card.callback_data("✅ Start"));
-}
-
-/// Sends /balance and waits for the answer: by then the restarted bot has worked through its
-/// startup backlog (it reads updates only after that) and every update before this one.
-pub async fn balance_answered(tg: &FakeTelegram, chat: i64) {
-    let mark = last_id(tg, chat);
-    tg.send_text(chat, "/balance");
-    tg.wait_for_message(chat, |m| m.id > mark && m.text.starts_with("You have"))
-        .await;
-}
-
-pub fn result_photos(tg: &FakeTelegram, chat: i64) -> usize {
-    tg.messages(chat)
-        .iter()
-        .filter(|m| m.kind == "photo" || m.kind == "document")
-        .count()
-}
-
-/// Waits for the crashed daemon's exit: it must be its own SIGKILL at `point`.
-pub fn assert_crashed_at(daemon: Daemon, point: &str) {
-    use std::os::unix::process::ExitStatusExt;
-    let (status, logs) = tokio::task::block_in_place(|| daemon.wait_exit(EXIT_WITHIN));
-    assert_eq!(
-        status.signal(),
-        Some(9),
-        "{status:?}; log:\n{}",
-        logs.join("\n")
-    );
-    let at_point = logs.iter().any(|l| {
-        serde_json::from_str::<Value>(l).is_ok_and(|v| {
-            v["fields"]["message"] == "crash point reached: SIGKILL"
-                && v["fields"]["point"] == point
-        })
-    });
-    assert!(
-        at_point,
-        "no crash at {point} in the log:\n{}",
-        logs.join("\n")
-    );
 }
 
 /// What one run ended with.
@@ -257,20 +40,6 @@ struct Tally {
     never_accepted: usize,
     duplicates: usize,
     retried: usize,
-}
-
-/// The user's ledger as key → delta.
-fn ledger(user: &Value) -> BTreeMap<String, i64> {
-    let mut out = BTreeMap::new();
-    for e in user["ledger"].as_array().unwrap() {
-        let key = e["key"].as_str().unwrap().to_string();
-        assert!(
-            out.insert(key.clone(), e["delta"].as_i64().unwrap())
-                .is_none(),
-            "ledger key {key} twice: {user}"
-        );
-    }
-    out
 }
 
 async fn one_run(rig: &Rig, point: &str, chat: i64, tally: &mut Tally) {
@@ -312,17 +81,14 @@ async fn one_run(rig: &Rig, point: &str, chat: i64, tally: &mut Tally) {
         tg.wait_for_message(chat, |m| m.kind == "photo" || m.kind == "document")
             .await;
         // The result can reach the chat a moment before the capture is posted (the queue
-        // records success, delivery and settling follow it): wait for the settled ledger,
-        // with a deadline; nothing outside the process signals it.
+        // records success, delivery and settling follow it): when it is not there yet, this
+        // process settles it and logs so.
         let capture = format!("capture:{job}");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let user = loop {
-            let user = api.user(chat).await;
-            if ledger(&user).contains_key(&capture) || std::time::Instant::now() > deadline {
-                break user;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        };
+        let mut user = api.user(chat).await;
+        if !ledger(&user).contains_key(&capture) {
+            Log::default().wait(&daemon, &job, &["hold settled"]);
+            user = api.user(chat).await;
+        }
         let job_view = &user["jobs"][0];
         assert_eq!(job_view["state"], "succeeded", "{user}");
         if job_view["attempts"].as_u64().unwrap() > 1 {
@@ -454,7 +220,7 @@ async fn a_job_that_crashes_the_worker_every_time_is_dead_lettered_with_points_r
     assert_eq!(entries[&format!("hold:{id}")], -PRICE);
     assert_eq!(entries[&format!("release:{id}")], PRICE);
     assert_eq!(result_photos(tg, chat), 0);
-    assert!(rig.comfy.prompts().is_empty(), "never reached ComfyUI");
+    assert!(rig.comfy[0].prompts().is_empty(), "never reached ComfyUI");
     api.assert_ledger_consistent().await;
     let status = tokio::task::block_in_place(|| daemon.terminate());
     assert!(status.success());

@@ -23,15 +23,11 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use crate::crash_points::{Api, confirm, result_photos, to_confirm_card};
 use crate::support::fake_comfy::{Behavior, FakeComfy};
-use crate::support::fake_telegram::FakeTelegram;
-use crate::support::process::{Daemon, admin_token};
+use crate::support::rig::{
+    Log, PRICE, Rig, WELCOME, confirm, ledger, result_photos, to_confirm_card,
+};
 
-const WELCOME: i64 = 60;
-const PRICE: i64 = 30;
 const LEASE_TTL: Duration = Duration::from_secs(2);
 /// How long the process stays stopped: past the lease, with a margin.
 const STOPPED_FOR: Duration = Duration::from_millis(3_500);
@@ -55,60 +51,6 @@ fn signal(pid: u32, sig: &str) {
     assert!(status.success(), "kill {sig} {pid}");
 }
 
-/// The daemon's log lines, read as they come and kept.
-struct Log {
-    lines: Vec<Value>,
-}
-
-impl Log {
-    fn drain(&mut self, daemon: &Daemon) {
-        for line in daemon.logs.try_iter() {
-            if let Ok(v) = serde_json::from_str(&line) {
-                self.lines.push(v);
-            }
-        }
-    }
-
-    fn find(&self, job: &str, messages: &[&str]) -> Option<String> {
-        self.lines.iter().find_map(|v| {
-            let msg = v["fields"]["message"].as_str()?;
-            (messages.contains(&msg) && v["fields"]["job"] == job).then(|| msg.to_string())
-        })
-    }
-
-    /// Waits (up to 20 s, on the log channel) for one of `messages` about `job`.
-    fn wait(&mut self, daemon: &Daemon, job: &str, messages: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(m) = self.find(job, messages) {
-                return m;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match daemon.logs.recv_timeout(left) {
-                Ok(line) => {
-                    if let Ok(v) = serde_json::from_str(&line) {
-                        self.lines.push(v);
-                    }
-                }
-                Err(_) => panic!("no {messages:?} for job {job} in the log within 20 s"),
-            }
-        }
-    }
-}
-
-fn ledger(user: &Value) -> BTreeMap<String, i64> {
-    let mut out = BTreeMap::new();
-    for e in user["ledger"].as_array().unwrap() {
-        let key = e["key"].as_str().unwrap().to_string();
-        assert!(
-            out.insert(key.clone(), e["delta"].as_i64().unwrap())
-                .is_none(),
-            "ledger key {key} twice: {user}"
-        );
-    }
-    out
-}
-
 #[derive(Debug, Default)]
 struct Tally {
     kept: usize,
@@ -119,70 +61,20 @@ struct Tally {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_stopped_past_its_lease_cannot_complete_the_job_afterwards() {
-    let tg = FakeTelegram::start().await;
-    let comfy = [FakeComfy::start().await, FakeComfy::start().await];
-    let dir = tempfile::tempdir().unwrap();
-    let root = env!("CARGO_MANIFEST_DIR");
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[storage]
-data_dir = "data"
-queue_fsync = true
-
-[comfyui]
-backends = [{a:?}, {b:?}]
-workflows_dir = "{root}/workflows"
-pipeline_depth = 1
-
-[presets]
-dir = "{root}/presets"
-
-[queue]
-max_attempts = 3
-backoff_base = "1ms"
-backoff_max = "10ms"
-lease_ttl = "{ttl}s"
-
-[web]
-listen = "127.0.0.1:0"
-
-[telegram]
-token = {token:?}
-api_url = {api:?}
-album_debounce = "100ms"
-flood_per_minute = 1000
-
-[billing]
-welcome_points = {WELCOME}
-edit_price = {PRICE}
-weekly_bonus = 0
-
-[log]
-level = "info,qwenedit=debug"
-format = "json"
-"#,
-            a = comfy[0].url().as_str(),
-            b = comfy[1].url().as_str(),
-            ttl = LEASE_TTL.as_secs(),
-            token = FakeTelegram::TOKEN,
-            api = tg.api_url().as_str(),
-        ),
-    )
-    .unwrap();
+    let lease = format!("lease_ttl = \"{}s\"", LEASE_TTL.as_secs());
+    let rig = Rig::build(2, 1, &lease, "").await;
+    let (tg, comfy) = (&rig.tg, rig.comfy.as_slice());
     // A run takes 4 steps of 200 ms: it ends while the process is stopped.
-    for c in &comfy {
+    for c in comfy {
         c.set_default(Behavior::Succeed {
             steps: 4,
             step_ms: 200,
         });
     }
-    let mut daemon = tokio::task::block_in_place(|| Daemon::start(&config));
+    let mut daemon = rig.start(None);
     let pid = daemon.pid();
-    let api = Api::new(daemon.url(""), admin_token(&dir.path().join("data")));
-    let mut log = Log { lines: Vec::new() };
+    let api = rig.api(&daemon);
+    let mut log = Log::default();
     let mut tally = Tally::default();
     let started = Instant::now();
     let n = runs();
@@ -191,11 +83,11 @@ format = "json"
         let mid_finish = run % 2 == 1;
         let before: Vec<usize> = comfy.iter().map(|c| c.prompts().len()).collect();
         let held_before: Vec<usize> = comfy.iter().map(FakeComfy::views_held).collect();
-        for c in &comfy {
+        for c in comfy {
             c.hold_next_views(usize::from(mid_finish));
         }
-        let card = to_confirm_card(&tg, chat).await;
-        confirm(&tg, chat, &card);
+        let card = to_confirm_card(tg, chat).await;
+        confirm(tg, chat, &card);
         // Backend A is whichever took the job.
         let a = if mid_finish {
             tokio::select! {
@@ -208,7 +100,7 @@ format = "json"
                 _ = comfy[1].wait_started(before[1] + 1) => 1,
             }
         };
-        for c in &comfy {
+        for c in comfy {
             c.hold_next_views(0);
         }
         signal(pid, "-STOP");
@@ -281,7 +173,7 @@ format = "json"
     for run in 0..n {
         let chat = 69_000_001 + run as i64;
         assert_eq!(
-            result_photos(&tg, chat),
+            result_photos(tg, chat),
             1,
             "run {run}: result messages:\n{}",
             tg.transcript(chat)

@@ -7,6 +7,7 @@ pub mod fake_telegram;
 pub mod fake_yookassa;
 pub mod multipart;
 pub mod process;
+pub mod rig;
 pub mod web;
 
 use std::path::{Path, PathBuf};
