@@ -18,34 +18,14 @@ mod multipart;
 
 use std::time::Instant;
 
+mod support;
+
 use app::TestApp;
 use fake_comfy::{Behavior, FakeComfy};
 use qwenedit::domain::JobId;
 use qwenedit::media::{Limits, normalize};
 use qwenedit::worker::JobEventKind;
-
-fn jpeg(w: u32, h: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([
-            (x * 7 % 251) as u8,
-            (y * 3 % 241) as u8,
-            ((x ^ y) % 239) as u8,
-        ])
-    });
-    let mut out = Vec::new();
-    image::DynamicImage::ImageRgb8(img)
-        .write_to(
-            &mut std::io::Cursor::new(&mut out),
-            image::ImageFormat::Jpeg,
-        )
-        .unwrap();
-    out
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
+use support::{jpeg, percentile};
 
 async fn overhead(label: &str, photo: Vec<u8>, runs: usize) {
     let comfy = FakeComfy::start().await;

@@ -37,31 +37,16 @@ fn bin() -> String {
 
 use std::time::Instant;
 
+mod support;
+
 use app::TestApp;
 use fake_comfy::{Behavior, FakeComfy};
 use fake_telegram::FakeTelegram;
 use qwenedit::domain::JobId;
 use qwenedit::worker::JobEventKind;
 use serde_json::json;
+use support::{jpeg, percentile};
 use tokio::sync::broadcast::error::RecvError;
-
-fn jpeg(w: u32, h: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([
-            (x * 7 % 251) as u8,
-            (y * 3 % 241) as u8,
-            ((x ^ y) % 239) as u8,
-        ])
-    });
-    let mut out = Vec::new();
-    image::DynamicImage::ImageRgb8(img)
-        .write_to(
-            &mut std::io::Cursor::new(&mut out),
-            image::ImageFormat::Jpeg,
-        )
-        .unwrap();
-    out
-}
 
 /// Telegram settings for an in-process app talking to `tg`.
 fn telegram_config(tg: &FakeTelegram, extra: &str) -> String {
@@ -281,10 +266,6 @@ async fn memory(jobs: usize, uploads: i64) {
          ({answered} of {uploads} answered)"
     );
     tokio::task::block_in_place(|| daemon.terminate());
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// The newest bot message in `chat` newer than `after` matching `pred`.

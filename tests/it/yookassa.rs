@@ -2,11 +2,15 @@
 //! notifications (accepted from YooKassa's addresses only, acted on only through the re-read),
 //! exactly-once credit, reconciliation of lost notifications, faults on both calls, config.
 
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::ops::Deref;
 use std::path::Path;
 
+use qwenedit::app::Clock;
 use qwenedit::config::Config;
 use qwenedit::domain::UserId;
-use qwenedit::ops::{self, Rejection, Settled, YooKassaError};
+use qwenedit::ops::{self, Rejection, Settled, YooKassaError, YooKassaLink};
 use qwenedit::store::{PaymentStatus, Rail};
 use qwenedit::yookassa::YooError;
 use reqwest::StatusCode;
@@ -19,79 +23,172 @@ use crate::support::fake_yookassa::{FakeYooKassa, Fault, SECRET_KEY};
 const YOOKASSA_IP: &str = "185.71.76.10";
 /// Pack 0 of the shipped config: 100 points for 99 rubles.
 const PACK0_POINTS: i64 = 100;
+/// The ComfyUI backend: nothing listens there, and no test here submits a job.
+const NO_COMFYUI: &str = "http://127.0.0.1:9";
+/// `[yookassa]` key: the service sits behind a proxy that names the peer in `X-Real-IP`.
+const BEHIND_PROXY: &str = "trusted_header = \"X-Real-IP\"";
+/// `[yookassa]` key: the service's own reconciliation first runs after an hour, so within a
+/// test only the test reconciles.
+const HOURLY: &str = "reconcile_interval = \"1h\"";
 
-async fn start(yk: &FakeYooKassa, keys: &str) -> TestApp {
-    start_with(
-        yk,
-        &format!("trusted_header = \"X-Real-IP\"\nreconcile_interval = \"1h\"\n{keys}"),
-    )
-    .await
+/// The service taking card payments through a fake YooKassa, and the clock it runs on.
+/// Derefs to the running service.
+struct Shop {
+    service: TestApp,
+    yk: FakeYooKassa,
+    clock: Clock,
 }
 
-async fn start_with(yk: &FakeYooKassa, keys: &str) -> TestApp {
-    let extra = format!("[billing]\nweekly_bonus = 0\n{}", yk.config(keys));
-    TestApp::start(&["http://127.0.0.1:9".parse().unwrap()], &extra).await
+/// The shop most tests want: behind a proxy ([`BEHIND_PROXY`]), reconciled only by the test
+/// ([`HOURLY`]), on the system clock; `keys` are more `[yookassa]` keys.
+async fn shop(keys: &str) -> Shop {
+    let keys = format!("{BEHIND_PROXY}\n{HOURLY}\n{keys}");
+    open_shop("", &keys, Clock::System).await
 }
 
-/// Sends a notification as YooKassa would; `from` goes into the trusted header.
-async fn notify(t: &TestApp, from: Option<&str>, payment_id: &str) -> StatusCode {
-    let body = json!({
-        "type": "notification",
-        "event": "payment.succeeded",
-        "object": {
-            "id": payment_id, "status": "succeeded", "paid": true,
-            "amount": {"value": "99.00", "currency": "RUB"},
-            "metadata": {"order_id": "whatever"}, "test": true,
-            "payment_method": {"type": "bank_card", "id": payment_id, "saved": false},
-        }
-    });
-    let mut req = reqwest::Client::new()
-        .post(format!("http://{}/webhooks/yookassa", t.addr))
-        .json(&body);
-    if let Some(ip) = from {
-        req = req.header("X-Real-IP", ip);
-    }
-    req.send().await.unwrap().status()
+/// That shop on a manual clock, for tests that compare lists of orders (ordered by when they
+/// were made) or let time pass.
+async fn shop_on_manual_clock() -> Shop {
+    open_shop("", &format!("{BEHIND_PROXY}\n{HOURLY}"), manual_clock()).await
 }
 
-/// A user with a YooKassa payment for pack 0, created and still pending; returns its id.
-async fn pending_payment(t: &TestApp, yk: &FakeYooKassa, user: UserId) -> String {
-    let before = yk.payments().len();
-    let link = ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
-    let payments = yk.payments();
-    assert_eq!(payments.len(), before + 1);
-    let p = payments
-        .iter()
-        .find(|p| p["metadata"]["order_id"] == link.order_id.as_str())
-        .unwrap();
-    assert_eq!(
-        link.url,
-        p["confirmation"]["confirmation_url"].as_str().unwrap()
+/// A clock that stands still until the test moves it.
+fn manual_clock() -> Clock {
+    Clock::manual(1_795_424_340_000)
+}
+
+/// Starts a fake YooKassa and the service on `clock`, set up to take payments through it:
+/// `[billing]` with no weekly bonus and the `billing` keys, `[yookassa]` with the fake's shop
+/// and the `yookassa` keys.
+async fn open_shop(billing: &str, yookassa: &str, clock: Clock) -> Shop {
+    let yk = FakeYooKassa::start().await;
+    let extra = format!(
+        "[billing]\nweekly_bonus = 0\n{billing}{}",
+        yk.config(yookassa)
     );
-    p["id"].as_str().unwrap().to_string()
+    let service =
+        TestApp::start_with_clock(&[NO_COMFYUI.parse().unwrap()], &extra, clock.clone()).await;
+    Shop { service, yk, clock }
 }
 
-fn order_status(t: &TestApp, user: UserId) -> Vec<PaymentStatus> {
-    t.app
-        .store
-        .payments()
-        .unwrap()
-        .iter()
-        .filter(|p| p.user == user && p.id.starts_with("order:"))
-        .map(|p| p.status)
-        .collect()
+impl Deref for Shop {
+    type Target = TestApp;
+
+    fn deref(&self) -> &TestApp {
+        &self.service
+    }
+}
+
+impl Shop {
+    /// Sends a notification as YooKassa would; `from` goes into the trusted header.
+    async fn notify(&self, from: Option<&str>, payment_id: &str) -> StatusCode {
+        let body = json!({
+            "type": "notification",
+            "event": "payment.succeeded",
+            "object": {
+                "id": payment_id, "status": "succeeded", "paid": true,
+                "amount": {"value": "99.00", "currency": "RUB"},
+                "metadata": {"order_id": "whatever"}, "test": true,
+                "payment_method": {"type": "bank_card", "id": payment_id, "saved": false},
+            }
+        });
+        webhook(self.addr, from)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// `user` taps pack `pack`: an order and its YooKassa payment, made or reused.
+    async fn order(&self, user: UserId, pack: usize) -> Result<YooKassaLink, YooKassaError> {
+        ops::create_yookassa_order(&self.app, user, pack).await
+    }
+
+    /// `user` orders pack 0: a YooKassa payment, created and still pending; returns its id.
+    async fn pending_payment(&self, user: UserId) -> String {
+        let before = self.yk.payments().len();
+        let link = self.order(user, 0).await.unwrap();
+        let payments = self.yk.payments();
+        assert_eq!(payments.len(), before + 1);
+        let p = payments
+            .iter()
+            .find(|p| p["metadata"]["order_id"] == link.order_id.as_str())
+            .unwrap();
+        assert_eq!(
+            link.url,
+            p["confirmation"]["confirmation_url"].as_str().unwrap()
+        );
+        p["id"].as_str().unwrap().to_string()
+    }
+
+    /// `user` orders pack 0 and pays at YooKassa; the service has not heard of it yet.
+    /// Returns the payment's id.
+    async fn pays(&self, user: UserId) -> String {
+        let id = self.pending_payment(user).await;
+        self.yk.set_status(&id, "succeeded");
+        id
+    }
+
+    /// The statuses of `user`'s orders.
+    fn order_status(&self, user: UserId) -> Vec<PaymentStatus> {
+        self.app
+            .store
+            .payments()
+            .unwrap()
+            .iter()
+            .filter(|p| p.user == user && p.id.starts_with("order:"))
+            .map(|p| p.status)
+            .collect()
+    }
+
+    /// The Idempotence-Keys the service has sent YooKassa so far, each once.
+    fn idempotence_keys(&self) -> BTreeSet<String> {
+        self.yk
+            .requests()
+            .into_iter()
+            .filter_map(|r| r.idempotence_key)
+            .collect()
+    }
+
+    /// The id of the first payment in the fake's list.
+    fn first_payment(&self) -> String {
+        self.yk.payments()[0]["id"].as_str().unwrap().to_string()
+    }
+
+    /// The id of a payment in the fake's list other than `id`.
+    fn payment_other_than(&self, id: &str) -> String {
+        self.yk.payments().iter().find(|p| p["id"] != id).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Stops the service; returns its data dir.
+    async fn stop(self) -> tempfile::TempDir {
+        self.service.stop().await
+    }
+}
+
+/// A POST to the YooKassa webhook of the service at `addr`; `from` goes into the trusted header.
+fn webhook(addr: SocketAddr, from: Option<&str>) -> reqwest::RequestBuilder {
+    let req = reqwest::Client::new().post(format!("http://{addr}/webhooks/yookassa"));
+    match from {
+        Some(ip) => req.header("X-Real-IP", ip),
+        None => req,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_sends_the_payment_and_retries_with_the_same_key_after_a_5xx() {
-    let yk = FakeYooKassa::start().await;
-    let t = start(&yk, "").await;
-    let user = t.user(7, 0);
-    yk.fail_create(Fault::ServerError, 1);
-    let link = ops::create_yookassa_order(&t.app, user, 1).await.unwrap();
+    let shop = shop("").await;
+    let user = shop.user(7, 0);
+    shop.yk.fail_create(Fault::ServerError, 1);
+    let link = shop.order(user, 1).await.unwrap();
     assert_eq!((link.points, link.bonus, link.rub), (300, 30, 279));
-    assert_eq!(yk.payments().len(), 1, "one payment");
-    let posts: Vec<_> = yk
+    assert_eq!(shop.yk.payments().len(), 1, "one payment");
+    let posts: Vec<_> = shop
+        .yk
         .requests()
         .into_iter()
         .filter(|r| r.method == "POST")
@@ -117,74 +214,68 @@ async fn create_sends_the_payment_and_retries_with_the_same_key_after_a_5xx() {
     body["description"] = json!(description.replace(&link.order_id, "[order id]"));
     insta::assert_json_snapshot!("yookassa_create_body", body);
     // The order is stored with its payment; asking again for the same pack reuses it.
-    let again = ops::create_yookassa_order(&t.app, user, 1).await.unwrap();
+    let again = shop.order(user, 1).await.unwrap();
     assert_eq!(again, link);
-    assert_eq!(yk.count("POST", "/v3/payments"), 2, "no new create call");
-    t.stop().await;
+    assert_eq!(
+        shop.yk.count("POST", "/v3/payments"),
+        2,
+        "no new create call"
+    );
+    shop.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_create_tells_the_caller_and_a_retry_makes_one_payment() {
-    let yk = FakeYooKassa::start().await;
-    let t = start(&yk, "").await;
-    let user = t.user(7, 0);
+    let shop = shop("").await;
+    let user = shop.user(7, 0);
     // 5xx on every attempt: the caller gets a retryable error.
-    yk.fail_create(Fault::ServerError, 3);
-    let err = ops::create_yookassa_order(&t.app, user, 0)
-        .await
-        .unwrap_err();
+    shop.yk.fail_create(Fault::ServerError, 3);
+    let err = shop.order(user, 0).await.unwrap_err();
     assert!(
         matches!(&err, YooKassaError::Provider(e) if e.is_retryable()),
         "{err:?}"
     );
-    assert!(yk.payments().is_empty());
+    assert!(shop.yk.payments().is_empty());
     // YooKassa made the payment but its answer was lost, then it timed out: a retry of the
     // user's order gets that same payment back.
-    yk.fail_create(Fault::LoseResponse, 1);
-    yk.fail_create(Fault::Hang, 2);
-    let err = ops::create_yookassa_order(&t.app, user, 0)
-        .await
-        .unwrap_err();
+    shop.yk.fail_create(Fault::LoseResponse, 1);
+    shop.yk.fail_create(Fault::Hang, 2);
+    let err = shop.order(user, 0).await.unwrap_err();
     assert!(
         matches!(err, YooKassaError::Provider(YooError::Timeout)),
         "{err:?}"
     );
-    assert_eq!(yk.payments().len(), 1);
-    let link = ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
-    assert_eq!(yk.payments().len(), 1, "still one payment");
-    let keys: std::collections::BTreeSet<_> = yk
-        .requests()
-        .into_iter()
-        .filter_map(|r| r.idempotence_key)
-        .collect();
-    assert_eq!(keys.len(), 1, "every attempt used the order's key");
-    assert_eq!(order_status(&t, user), vec![PaymentStatus::Pending]);
+    assert_eq!(shop.yk.payments().len(), 1);
+    let link = shop.order(user, 0).await.unwrap();
+    assert_eq!(shop.yk.payments().len(), 1, "still one payment");
     assert_eq!(
-        yk.payments()[0]["metadata"]["order_id"],
+        shop.idempotence_keys().len(),
+        1,
+        "every attempt used the order's key"
+    );
+    assert_eq!(shop.order_status(user), vec![PaymentStatus::Pending]);
+    assert_eq!(
+        shop.yk.payments()[0]["metadata"]["order_id"],
         link.order_id.as_str()
     );
-    t.stop().await;
+    shop.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notification_from_yookassa_credits_once_however_often_it_comes() {
-    let yk = FakeYooKassa::start().await;
-    let t = start(&yk, "").await;
-    let user = t.user(7, 0);
-    let id = pending_payment(&t, &yk, user).await;
-    yk.set_status(&id, "succeeded");
-    assert_eq!(notify(&t, Some(YOOKASSA_IP), &id).await, StatusCode::OK);
-    assert_eq!(t.balance(user), PACK0_POINTS);
-    assert_eq!(notify(&t, Some(YOOKASSA_IP), &id).await, StatusCode::OK);
+    let shop = shop("").await;
+    let user = shop.user(7, 0);
+    let id = shop.pays(user).await;
+    assert_eq!(shop.notify(Some(YOOKASSA_IP), &id).await, StatusCode::OK);
+    assert_eq!(shop.balance(user), PACK0_POINTS);
+    assert_eq!(shop.notify(Some(YOOKASSA_IP), &id).await, StatusCode::OK);
     let burst: Vec<_> = (0..10)
         .map(|i| {
-            let (addr, id) = (t.addr, id.clone());
+            let (addr, id) = (shop.addr, id.clone());
             tokio::spawn(async move {
                 let body = json!({"type": "notification", "event": "payment.succeeded",
                                   "object": {"id": id}});
-                reqwest::Client::new()
-                    .post(format!("http://{addr}/webhooks/yookassa"))
-                    .header("X-Real-IP", format!("77.75.153.{i}"))
+                webhook(addr, Some(&format!("77.75.153.{i}")))
                     .json(&body)
                     .send()
                     .await
@@ -196,12 +287,12 @@ async fn a_notification_from_yookassa_credits_once_however_often_it_comes() {
     for h in burst {
         assert_eq!(h.await.unwrap(), StatusCode::OK);
     }
-    assert_eq!(t.balance(user), PACK0_POINTS, "credited once");
+    assert_eq!(shop.balance(user), PACK0_POINTS, "credited once");
     assert!(
-        yk.count("GET", "/v3/payments/") >= 12,
+        shop.yk.count("GET", "/v3/payments/") >= 12,
         "every notification was re-read"
     );
-    let payment = t
+    let payment = shop
         .app
         .store
         .payment(&format!("yookassa:{id}"))
@@ -210,24 +301,22 @@ async fn a_notification_from_yookassa_credits_once_however_often_it_comes() {
     assert_eq!(payment.rail, Rail::YooKassa);
     assert_eq!(payment.status, PaymentStatus::Succeeded);
     assert_eq!((payment.amount, payment.currency.as_str()), (9_900, "RUB"));
-    assert_eq!(order_status(&t, user), vec![PaymentStatus::Succeeded]);
-    let history = ops::payment_history(&t.app, user).unwrap();
+    assert_eq!(shop.order_status(user), vec![PaymentStatus::Succeeded]);
+    let history = ops::payment_history(&shop.app, user).unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].points, PACK0_POINTS as u32);
-    assert!(t.app.store.verify_ledger().unwrap().is_consistent());
-    t.stop().await;
+    assert!(shop.app.store.verify_ledger().unwrap().is_consistent());
+    shop.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_notifications_credit_nothing() {
-    let yk = FakeYooKassa::start().await;
-    let t = start(&yk, "").await;
-    let user = t.user(7, 0);
+    let shop = shop("").await;
+    let user = shop.user(7, 0);
 
     // From outside YooKassa's ranges, or with no address at all: refused before any re-read.
-    let paid = pending_payment(&t, &yk, user).await;
-    yk.set_status(&paid, "succeeded");
-    let reads = yk.count("GET", "/v3/payments/");
+    let paid = shop.pays(user).await;
+    let reads = shop.yk.count("GET", "/v3/payments/");
     for from in [
         Some("1.2.3.4"),
         Some("185.71.76.32"),
@@ -235,74 +324,72 @@ async fn forged_notifications_credit_nothing() {
         None,
     ] {
         assert_eq!(
-            notify(&t, from, &paid).await,
+            shop.notify(from, &paid).await,
             StatusCode::FORBIDDEN,
             "{from:?}"
         );
     }
-    assert_eq!(yk.count("GET", "/v3/payments/"), reads, "not even re-read");
-    assert_eq!(t.balance(user), 0);
+    assert_eq!(
+        shop.yk.count("GET", "/v3/payments/"),
+        reads,
+        "not even re-read"
+    );
+    assert_eq!(shop.balance(user), 0);
 
     // From YooKassa's address, but the re-read says pending: the body's "succeeded" is ignored.
-    let other = t.user(8, 0);
-    let pending = pending_payment(&t, &yk, other).await;
+    let other = shop.user(8, 0);
+    let pending = shop.pending_payment(other).await;
     assert_eq!(
-        notify(&t, Some(YOOKASSA_IP), &pending).await,
+        shop.notify(Some(YOOKASSA_IP), &pending).await,
         StatusCode::OK
     );
-    assert_eq!(t.balance(other), 0);
-    assert_eq!(order_status(&t, other), vec![PaymentStatus::Pending]);
+    assert_eq!(shop.balance(other), 0);
+    assert_eq!(shop.order_status(other), vec![PaymentStatus::Pending]);
 
     // The re-read says canceled: the order is canceled, nothing credited.
-    yk.set_status(&pending, "canceled");
+    shop.yk.set_status(&pending, "canceled");
     assert_eq!(
-        notify(&t, Some(YOOKASSA_IP), &pending).await,
+        shop.notify(Some(YOOKASSA_IP), &pending).await,
         StatusCode::OK
     );
-    assert_eq!(t.balance(other), 0);
-    assert_eq!(order_status(&t, other), vec![PaymentStatus::Canceled]);
+    assert_eq!(shop.balance(other), 0);
+    assert_eq!(shop.order_status(other), vec![PaymentStatus::Canceled]);
 
     // Succeeded, but for a different amount.
-    let third = t.user(9, 0);
-    let cheap = pending_payment(&t, &yk, third).await;
-    yk.set_status(&cheap, "succeeded");
-    yk.set_amount(&cheap, "1.00", "RUB");
-    assert_eq!(notify(&t, Some(YOOKASSA_IP), &cheap).await, StatusCode::OK);
+    let third = shop.user(9, 0);
+    let cheap = shop.pays(third).await;
+    shop.yk.set_amount(&cheap, "1.00", "RUB");
+    assert_eq!(shop.notify(Some(YOOKASSA_IP), &cheap).await, StatusCode::OK);
     assert_eq!(
-        ops::settle_yookassa(&t.app, &cheap).await.unwrap(),
+        ops::settle_yookassa(&shop.app, &cheap).await.unwrap(),
         Settled::Rejected(Rejection::AmountMismatch)
     );
-    yk.set_amount(&cheap, "99.00", "USD");
+    shop.yk.set_amount(&cheap, "99.00", "USD");
     assert_eq!(
-        ops::settle_yookassa(&t.app, &cheap).await.unwrap(),
+        ops::settle_yookassa(&shop.app, &cheap).await.unwrap(),
         Settled::Rejected(Rejection::AmountMismatch)
     );
-    assert_eq!(t.balance(third), 0);
+    assert_eq!(shop.balance(third), 0);
 
     // Succeeded, but a real payment where we expect a test one.
-    let fourth = t.user(10, 0);
-    let live = pending_payment(&t, &yk, fourth).await;
-    yk.set_status(&live, "succeeded");
-    yk.set_test(&live, false);
-    assert_eq!(notify(&t, Some(YOOKASSA_IP), &live).await, StatusCode::OK);
+    let fourth = shop.user(10, 0);
+    let live = shop.pays(fourth).await;
+    shop.yk.set_test(&live, false);
+    assert_eq!(shop.notify(Some(YOOKASSA_IP), &live).await, StatusCode::OK);
     assert_eq!(
-        ops::settle_yookassa(&t.app, &live).await.unwrap(),
+        ops::settle_yookassa(&shop.app, &live).await.unwrap(),
         Settled::Rejected(Rejection::TestMismatch)
     );
-    assert_eq!(t.balance(fourth), 0);
+    assert_eq!(shop.balance(fourth), 0);
 
     // A payment id YooKassa does not know.
     assert_eq!(
-        notify(
-            &t,
-            Some(YOOKASSA_IP),
-            "2f5bffff-000f-5000-8000-00000000ffff"
-        )
-        .await,
+        shop.notify(Some(YOOKASSA_IP), "2f5bffff-000f-5000-8000-00000000ffff")
+            .await,
         StatusCode::OK
     );
     assert_eq!(
-        ops::settle_yookassa(&t.app, "2f5bffff-000f-5000-8000-00000000ffff")
+        ops::settle_yookassa(&shop.app, "2f5bffff-000f-5000-8000-00000000ffff")
             .await
             .unwrap(),
         Settled::Rejected(Rejection::UnknownPayment)
@@ -310,29 +397,27 @@ async fn forged_notifications_credit_nothing() {
 
     // Someone else's succeeded payment in the shop, one naming our order for another user, and
     // one naming an order that does not exist.
-    let order = t.app.store.payments().unwrap();
+    let order = shop.app.store.payments().unwrap();
     let our_order = &order.iter().find(|o| o.user == fourth).unwrap().id;
     for metadata in [
         json!({"cms": "other"}),
         json!({"order_id": our_order, "user_id": "8"}),
         json!({"order_id": "order:01JFAKEFAKEFAKEFAKEFAKEFAK", "user_id": "10"}),
     ] {
-        let foreign = yk.add_payment(metadata.clone(), "99.00", "succeeded");
+        let foreign = shop.yk.add_payment(metadata.clone(), "99.00", "succeeded");
         assert_eq!(
-            notify(&t, Some(YOOKASSA_IP), &foreign).await,
+            shop.notify(Some(YOOKASSA_IP), &foreign).await,
             StatusCode::OK
         );
         assert_eq!(
-            ops::settle_yookassa(&t.app, &foreign).await.unwrap(),
+            ops::settle_yookassa(&shop.app, &foreign).await.unwrap(),
             Settled::Rejected(Rejection::NotOurs),
             "{metadata}"
         );
     }
 
     // Not a notification at all.
-    let garbage = reqwest::Client::new()
-        .post(format!("http://{}/webhooks/yookassa", t.addr))
-        .header("X-Real-IP", YOOKASSA_IP)
+    let garbage = webhook(shop.addr, Some(YOOKASSA_IP))
         .body("{\"object\": {\"id\": \"../../admin\"}}")
         .send()
         .await
@@ -340,10 +425,10 @@ async fn forged_notifications_credit_nothing() {
     assert_eq!(garbage.status(), StatusCode::BAD_REQUEST);
 
     for u in [user, other, third, fourth] {
-        assert_eq!(t.balance(u), 0, "{u}");
+        assert_eq!(shop.balance(u), 0, "{u}");
     }
     assert!(
-        t.app
+        shop.app
             .store
             .payments()
             .unwrap()
@@ -351,37 +436,34 @@ async fn forged_notifications_credit_nothing() {
             .all(|p| !p.id.starts_with("yookassa:")),
         "no payment recorded"
     );
-    t.stop().await;
+    shop.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_trusted_header_the_socket_peer_decides() {
-    let yk = FakeYooKassa::start().await;
-    let t = start_with(&yk, "reconcile_interval = \"1h\"").await;
-    let user = t.user(7, 0);
-    let id = pending_payment(&t, &yk, user).await;
-    yk.set_status(&id, "succeeded");
+    let shop = open_shop("", HOURLY, Clock::System).await;
+    let user = shop.user(7, 0);
+    let id = shop.pays(user).await;
     // The test connects from 127.0.0.1; a header claiming YooKassa's address counts for nothing.
     assert_eq!(
-        notify(&t, Some(YOOKASSA_IP), &id).await,
+        shop.notify(Some(YOOKASSA_IP), &id).await,
         StatusCode::FORBIDDEN
     );
-    assert_eq!(notify(&t, None, &id).await, StatusCode::FORBIDDEN);
-    assert_eq!(t.balance(user), 0);
-    t.stop().await;
+    assert_eq!(shop.notify(None, &id).await, StatusCode::FORBIDDEN);
+    assert_eq!(shop.balance(user), 0);
+    shop.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_notification_is_settled_by_reconciliation() {
-    let yk = FakeYooKassa::start().await;
-    let t = start(&yk, "").await;
-    let (a, b, c) = (t.user(7, 0), t.user(8, 0), t.user(9, 0));
-    let paid = pending_payment(&t, &yk, a).await;
-    let canceled = pending_payment(&t, &yk, b).await;
-    let _waiting = pending_payment(&t, &yk, c).await;
-    yk.set_status(&paid, "succeeded");
-    yk.set_status(&canceled, "canceled");
-    let report = ops::reconcile_yookassa(&t.app).await.unwrap();
+    let shop = shop("").await;
+    let (a, b, c) = (shop.user(7, 0), shop.user(8, 0), shop.user(9, 0));
+    let paid = shop.pending_payment(a).await;
+    let canceled = shop.pending_payment(b).await;
+    let _waiting = shop.pending_payment(c).await;
+    shop.yk.set_status(&paid, "succeeded");
+    shop.yk.set_status(&canceled, "canceled");
+    let report = ops::reconcile_yookassa(&shop.app).await.unwrap();
     assert_eq!(
         (
             report.checked,
@@ -392,80 +474,72 @@ async fn a_lost_notification_is_settled_by_reconciliation() {
         (3, 1, 1, 0)
     );
     assert_eq!(
-        (t.balance(a), t.balance(b), t.balance(c)),
+        (shop.balance(a), shop.balance(b), shop.balance(c)),
         (PACK0_POINTS, 0, 0)
     );
     // Settled orders are not re-read again; the late notification changes nothing.
-    let report = ops::reconcile_yookassa(&t.app).await.unwrap();
+    let report = ops::reconcile_yookassa(&shop.app).await.unwrap();
     assert_eq!((report.checked, report.credited), (1, 0));
-    assert_eq!(notify(&t, Some(YOOKASSA_IP), &paid).await, StatusCode::OK);
-    assert_eq!(t.balance(a), PACK0_POINTS);
-    t.stop().await;
+    assert_eq!(shop.notify(Some(YOOKASSA_IP), &paid).await, StatusCode::OK);
+    assert_eq!(shop.balance(a), PACK0_POINTS);
+    shop.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_reconciles_on_its_own() {
-    let yk = FakeYooKassa::start().await;
-    let t = start_with(
-        &yk,
-        "trusted_header = \"X-Real-IP\"\nreconcile_interval = \"1s\"",
-    )
-    .await;
-    let user = t.user(7, 0);
-    let id = pending_payment(&t, &yk, user).await;
-    yk.set_status(&id, "succeeded");
+    let every_second = format!("{BEHIND_PROXY}\nreconcile_interval = \"1s\"");
+    let shop = open_shop("", &every_second, Clock::System).await;
+    let user = shop.user(7, 0);
+    shop.pays(user).await;
     // No notification and no event to wait on: poll the balance for a bounded time.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
-    while t.balance(user) == 0 {
+    while shop.balance(user) == 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "not reconciled in 15 s"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(t.balance(user), PACK0_POINTS);
-    t.stop().await;
+    assert_eq!(shop.balance(user), PACK0_POINTS);
+    shop.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_re_read_loses_nothing() {
-    let yk = FakeYooKassa::start().await;
-    let t = start(&yk, "").await;
-    let user = t.user(7, 0);
-    let id = pending_payment(&t, &yk, user).await;
-    yk.set_status(&id, "succeeded");
-    yk.fail_get(Fault::ServerError, 1);
-    assert_eq!(notify(&t, Some(YOOKASSA_IP), &id).await, StatusCode::OK);
-    yk.fail_get(Fault::Hang, 1);
-    assert_eq!(notify(&t, Some(YOOKASSA_IP), &id).await, StatusCode::OK);
+    let shop = shop("").await;
+    let user = shop.user(7, 0);
+    let id = shop.pays(user).await;
+    shop.yk.fail_get(Fault::ServerError, 1);
+    assert_eq!(shop.notify(Some(YOOKASSA_IP), &id).await, StatusCode::OK);
+    shop.yk.fail_get(Fault::Hang, 1);
+    assert_eq!(shop.notify(Some(YOOKASSA_IP), &id).await, StatusCode::OK);
     assert_eq!(
-        t.balance(user),
+        shop.balance(user),
         0,
         "nothing credited without a good re-read"
     );
-    yk.fail_get(Fault::ServerError, 1);
-    let report = ops::reconcile_yookassa(&t.app).await.unwrap();
+    shop.yk.fail_get(Fault::ServerError, 1);
+    let report = ops::reconcile_yookassa(&shop.app).await.unwrap();
     assert_eq!((report.checked, report.failed, report.credited), (1, 1, 0));
-    let report = ops::reconcile_yookassa(&t.app).await.unwrap();
+    let report = ops::reconcile_yookassa(&shop.app).await.unwrap();
     assert_eq!((report.checked, report.credited), (1, 1));
-    assert_eq!(t.balance(user), PACK0_POINTS);
-    t.stop().await;
+    assert_eq!(shop.balance(user), PACK0_POINTS);
+    shop.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_payment_settles_the_users_own_order() {
-    let yk = FakeYooKassa::start().await;
-    let t = start(&yk, "").await;
-    let (user, stranger) = (t.user(7, 0), t.user(8, 0));
-    let link = ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
-    let id = yk.payments()[0]["id"].as_str().unwrap().to_string();
-    let check = || ops::check_yookassa_order(&t.app, user, &link.order_id);
+    let shop = shop("").await;
+    let (user, stranger) = (shop.user(7, 0), shop.user(8, 0));
+    let link = shop.order(user, 0).await.unwrap();
+    let id = shop.first_payment();
+    let check = || ops::check_yookassa_order(&shop.app, user, &link.order_id);
     assert_eq!(check().await.unwrap(), Settled::Pending { user });
     assert!(matches!(
-        ops::check_yookassa_order(&t.app, stranger, &link.order_id).await,
+        ops::check_yookassa_order(&shop.app, stranger, &link.order_id).await,
         Err(YooKassaError::UnknownOrder)
     ));
-    yk.set_status(&id, "succeeded");
+    shop.yk.set_status(&id, "succeeded");
     assert_eq!(
         check().await.unwrap(),
         Settled::Credited {
@@ -475,43 +549,33 @@ async fn check_payment_settles_the_users_own_order() {
         }
     );
     assert_eq!(check().await.unwrap(), Settled::AlreadyCredited { user });
-    assert_eq!(t.balance(user), 100);
-    t.stop().await;
+    assert_eq!(shop.balance(user), 100);
+    shop.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_are_rate_limited_with_stars_invoices() {
-    let yk = FakeYooKassa::start().await;
-    let extra = format!(
-        "[billing]\nweekly_bonus = 0\npayments_per_minute = 2\n{}",
-        yk.config("trusted_header = \"X-Real-IP\"")
-    );
-    let t = TestApp::start(&["http://127.0.0.1:9".parse().unwrap()], &extra).await;
-    let user = t.user(7, 0);
-    ops::create_stars_order(&t.app, user, 0).unwrap();
-    ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
+    let shop = open_shop("payments_per_minute = 2\n", BEHIND_PROXY, Clock::System).await;
+    let user = shop.user(7, 0);
+    ops::create_stars_order(&shop.app, user, 0).unwrap();
+    shop.order(user, 0).await.unwrap();
     // The same pack again reuses the order; a new one is over the limit.
-    ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
+    shop.order(user, 0).await.unwrap();
     assert!(matches!(
-        ops::create_yookassa_order(&t.app, user, 1).await,
+        shop.order(user, 1).await,
         Err(YooKassaError::RateLimited)
     ));
-    assert_eq!(yk.payments().len(), 1);
-    t.stop().await;
+    assert_eq!(shop.yk.payments().len(), 1);
+    shop.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_need_an_e_mail_first() {
-    let yk = FakeYooKassa::start().await;
-    let t = start(
-        &yk,
-        "receipt = true\nvat_code = 1\nreceipt_description = \"Баллы для фото\"",
-    )
-    .await;
-    let user = t.user(7, 0);
-    assert!(ops::receipt_email_needed(&t.app, user).unwrap());
+    let shop = shop("receipt = true\nvat_code = 1\nreceipt_description = \"Баллы для фото\"").await;
+    let user = shop.user(7, 0);
+    assert!(ops::receipt_email_needed(&shop.app, user).unwrap());
     assert!(matches!(
-        ops::create_yookassa_order(&t.app, user, 0).await,
+        shop.order(user, 0).await,
         Err(YooKassaError::EmailRequired)
     ));
     for bad in [
@@ -526,34 +590,32 @@ async fn receipts_need_an_e_mail_first() {
     ] {
         assert!(
             matches!(
-                ops::set_receipt_email(&t.app, user, bad),
+                ops::set_receipt_email(&shop.app, user, bad),
                 Err(YooKassaError::BadEmail)
             ),
             "{bad:?}"
         );
     }
     assert_eq!(
-        ops::set_receipt_email(&t.app, user, "  ann@example.ru ").unwrap(),
+        ops::set_receipt_email(&shop.app, user, "  ann@example.ru ").unwrap(),
         "ann@example.ru"
     );
-    assert!(!ops::receipt_email_needed(&t.app, user).unwrap());
-    ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
-    let body = yk.requests()[0].body.clone().unwrap();
+    assert!(!ops::receipt_email_needed(&shop.app, user).unwrap());
+    shop.order(user, 0).await.unwrap();
+    let body = shop.yk.requests()[0].body.clone().unwrap();
     insta::assert_json_snapshot!("yookassa_create_body_with_receipt", body["receipt"]);
-    t.stop().await;
+    shop.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn off_unless_enabled() {
-    let t = TestApp::start(&["http://127.0.0.1:9".parse().unwrap()], "").await;
+    let t = TestApp::start(&[NO_COMFYUI.parse().unwrap()], "").await;
     let user = t.user(7, 0);
     assert!(matches!(
         ops::create_yookassa_order(&t.app, user, 0).await,
         Err(YooKassaError::Off)
     ));
-    let status = reqwest::Client::new()
-        .post(format!("http://{}/webhooks/yookassa", t.addr))
-        .header("X-Real-IP", YOOKASSA_IP)
+    let status = webhook(t.addr, Some(YOOKASSA_IP))
         .body("{}")
         .send()
         .await
@@ -676,37 +738,21 @@ fn every_documented_key_of_the_example_config_parses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_user_lists_yookassa_payments_and_orders() {
-    let yk = FakeYooKassa::start().await;
-    let extra = format!("[billing]\nweekly_bonus = 0\n{}", yk.config(""));
-    let clock = qwenedit::app::Clock::manual(1_795_424_340_000);
-    let t = TestApp::start_with_clock(
-        &["http://127.0.0.1:9".parse().unwrap()],
-        &extra,
-        clock.clone(),
-    )
-    .await;
-    let user = t.user(7, 0);
-    let paid = pending_payment(&t, &yk, user).await;
-    clock.advance_ms(60_000);
-    let canceled = {
-        ops::create_yookassa_order(&t.app, user, 1).await.unwrap();
-        yk.payments()
-            .iter()
-            .find(|p| p["id"] != paid.as_str())
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    clock.advance_ms(60_000);
-    yk.set_status(&paid, "succeeded");
-    yk.set_status(&canceled, "canceled");
-    ops::reconcile_yookassa(&t.app).await.unwrap();
+    let shop = open_shop("", "", manual_clock()).await;
+    let user = shop.user(7, 0);
+    let paid = shop.pending_payment(user).await;
+    shop.clock.advance_ms(60_000);
+    shop.order(user, 1).await.unwrap();
+    let canceled = shop.payment_other_than(&paid);
+    shop.clock.advance_ms(60_000);
+    shop.yk.set_status(&paid, "succeeded");
+    shop.yk.set_status(&canceled, "canceled");
+    ops::reconcile_yookassa(&shop.app).await.unwrap();
     // What the CLI gets from a running service.
     use secrecy::ExposeSecret;
     let view: serde_json::Value = reqwest::Client::new()
-        .get(format!("http://{}/api/v1/users/7", t.addr))
-        .bearer_auth(t.app.admin_token.expose_secret())
+        .get(format!("http://{}/api/v1/users/7", shop.addr))
+        .bearer_auth(shop.app.admin_token.expose_secret())
         .send()
         .await
         .unwrap()
@@ -733,7 +779,7 @@ async fn admin_user_lists_yookassa_payments_and_orders() {
             ("yookassa".to_string(), "canceled".to_string(), 27_900, 330),
         ]
     );
-    let dir = t.stop().await;
+    let dir = shop.stop().await;
     let out = assert_cmd::Command::new(crate::support::bin())
         .env_remove("QWENEDIT_CONFIG")
         .arg("--config")
@@ -769,56 +815,35 @@ fn t_orders(dir: &tempfile::TempDir) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_link_is_not_handed_out_again() {
-    let yk = FakeYooKassa::start().await;
-    let clock = qwenedit::app::Clock::manual(1_795_424_340_000);
-    let extra = format!(
-        "[billing]\nweekly_bonus = 0\n{}",
-        yk.config("trusted_header = \"X-Real-IP\"\nreconcile_interval = \"1h\"")
-    );
-    let t = TestApp::start_with_clock(
-        &["http://127.0.0.1:9".parse().unwrap()],
-        &extra,
-        clock.clone(),
-    )
-    .await;
-    let user = t.user(7, 0);
-    let first = ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
-    clock.advance_ms(1_000);
-    let id = yk.payments()[0]["id"].as_str().unwrap().to_string();
+    let shop = shop_on_manual_clock().await;
+    let user = shop.user(7, 0);
+    let first = shop.order(user, 0).await.unwrap();
+    shop.clock.advance_ms(1_000);
+    let id = shop.first_payment();
     // Paid, the notification not in yet: the next tap settles it and makes a new payment.
-    yk.set_status(&id, "succeeded");
-    let second = ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
-    assert_eq!(t.balance(user), PACK0_POINTS);
+    shop.yk.set_status(&id, "succeeded");
+    let second = shop.order(user, 0).await.unwrap();
+    assert_eq!(shop.balance(user), PACK0_POINTS);
     assert_ne!(second.order_id, first.order_id);
-    assert_eq!(yk.payments().len(), 2);
-    clock.advance_ms(1_000);
+    assert_eq!(shop.yk.payments().len(), 2);
+    shop.clock.advance_ms(1_000);
     // Canceled by YooKassa (expired): likewise a new one.
-    let id2 = yk
-        .payments()
-        .iter()
-        .find(|p| p["id"] != id.as_str())
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    yk.set_status(&id2, "canceled");
-    let third = ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
+    let id2 = shop.payment_other_than(&id);
+    shop.yk.set_status(&id2, "canceled");
+    let third = shop.order(user, 0).await.unwrap();
     assert_ne!(third.order_id, second.order_id);
-    assert_eq!(yk.payments().len(), 3);
+    assert_eq!(shop.yk.payments().len(), 3);
     // Still open: the same link.
+    assert_eq!(shop.order(user, 0).await.unwrap(), third);
     assert_eq!(
-        ops::create_yookassa_order(&t.app, user, 0).await.unwrap(),
-        third
-    );
-    assert_eq!(
-        order_status(&t, user),
+        shop.order_status(user),
         vec![
             PaymentStatus::Pending,
             PaymentStatus::Canceled,
             PaymentStatus::Succeeded
         ]
     );
-    t.stop().await;
+    shop.stop().await;
 }
 
 /// The `yookassa` lines of `qwenedit doctor` for the fake's config with `keys`, edited by `edit`.
@@ -847,7 +872,7 @@ async fn doctor_lines(
 async fn doctor_checks_the_shop() {
     let yk = FakeYooKassa::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let header = "trusted_header = \"X-Real-IP\"";
+    let header = BEHIND_PROXY;
     assert_eq!(
         doctor_lines(&yk, dir.path(), header, &[]).await,
         ["Ok: shop 506751 answers (test shop)"]
@@ -884,49 +909,35 @@ async fn doctor_checks_the_shop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_and_abandoned_orders_are_closed() {
-    let yk = FakeYooKassa::start().await;
-    let clock = qwenedit::app::Clock::manual(1_795_424_340_000);
-    let extra = format!(
-        "[billing]\nweekly_bonus = 0\n{}",
-        yk.config("trusted_header = \"X-Real-IP\"\nreconcile_interval = \"1h\"")
-    );
-    let t = TestApp::start_with_clock(
-        &["http://127.0.0.1:9".parse().unwrap()],
-        &extra,
-        clock.clone(),
-    )
-    .await;
-    let user = t.user(7, 0);
+    let shop = shop_on_manual_clock().await;
+    let user = shop.user(7, 0);
     // Refused for good: no retry, the order is closed, the next tap is a new order (new key).
-    yk.fail_create(Fault::Refuse, 1);
-    let err = ops::create_yookassa_order(&t.app, user, 0)
-        .await
-        .unwrap_err();
+    shop.yk.fail_create(Fault::Refuse, 1);
+    let err = shop.order(user, 0).await.unwrap_err();
     assert!(
         matches!(&err, YooKassaError::Provider(YooError::Api { status: 400, code, .. }) if code == "invalid_request"),
         "{err:?}"
     );
-    assert_eq!(yk.count("POST", "/v3/payments"), 1, "a 400 is not retried");
-    assert_eq!(order_status(&t, user), vec![PaymentStatus::Canceled]);
-    clock.advance_ms(1_000);
-    let link = ops::create_yookassa_order(&t.app, user, 0).await.unwrap();
-    clock.advance_ms(1_000);
-    let keys: std::collections::BTreeSet<_> = yk
-        .requests()
-        .into_iter()
-        .filter_map(|r| r.idempotence_key)
-        .collect();
-    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        shop.yk.count("POST", "/v3/payments"),
+        1,
+        "a 400 is not retried"
+    );
+    assert_eq!(shop.order_status(user), vec![PaymentStatus::Canceled]);
+    shop.clock.advance_ms(1_000);
+    let link = shop.order(user, 0).await.unwrap();
+    shop.clock.advance_ms(1_000);
+    assert_eq!(shop.idempotence_keys().len(), 2);
     // YooKassa unreachable for a pack: the order stays open for a retry, then is given up.
-    yk.fail_create(Fault::ServerError, 3);
-    assert!(ops::create_yookassa_order(&t.app, user, 1).await.is_err());
-    let report = ops::reconcile_yookassa(&t.app).await.unwrap();
+    shop.yk.fail_create(Fault::ServerError, 3);
+    assert!(shop.order(user, 1).await.is_err());
+    let report = ops::reconcile_yookassa(&shop.app).await.unwrap();
     assert_eq!((report.checked, report.abandoned), (1, 0));
-    clock.advance_ms(3_600_000);
-    let report = ops::reconcile_yookassa(&t.app).await.unwrap();
+    shop.clock.advance_ms(3_600_000);
+    let report = ops::reconcile_yookassa(&shop.app).await.unwrap();
     assert_eq!((report.checked, report.abandoned), (1, 1));
     assert_eq!(
-        order_status(&t, user),
+        shop.order_status(user),
         vec![
             PaymentStatus::Canceled,
             PaymentStatus::Pending,
@@ -934,13 +945,13 @@ async fn refused_and_abandoned_orders_are_closed() {
         ]
     );
     // The open order with a payment is untouched and still settles.
-    let id = yk.payments()[0]["id"].as_str().unwrap().to_string();
+    let id = shop.first_payment();
     assert_eq!(
-        yk.payments()[0]["metadata"]["order_id"],
+        shop.yk.payments()[0]["metadata"]["order_id"],
         link.order_id.as_str()
     );
-    yk.set_status(&id, "succeeded");
-    assert_eq!(notify(&t, Some(YOOKASSA_IP), &id).await, StatusCode::OK);
-    assert_eq!(t.balance(user), PACK0_POINTS);
-    t.stop().await;
+    shop.yk.set_status(&id, "succeeded");
+    assert_eq!(shop.notify(Some(YOOKASSA_IP), &id).await, StatusCode::OK);
+    assert_eq!(shop.balance(user), PACK0_POINTS);
+    shop.stop().await;
 }
