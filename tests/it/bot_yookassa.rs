@@ -1,7 +1,8 @@
 //! Card / SBP top-ups (YooKassa) in the bot, through the fake Bot API and the fake YooKassa:
 //! the top-up screen's card rows, the receipt e-mail, the payment link with "Check payment",
 //! YooKassa being down (a friendly message, then a retry gives the link of the same payment),
-//! and a notification crediting before the user checks (the bot tells the user).
+//! a notification crediting before the user checks (the bot tells the user), and the service's
+//! own reconciliation crediting when nobody checks and no notification comes.
 
 use qwenedit::app::Clock;
 use serde_json::json;
@@ -121,5 +122,30 @@ async fn card_top_up_while_yookassa_is_down_then_notified() {
     b.press_key(ALICE, "en", "btn-yk-check").await;
     assert_eq!(b.balance(ALICE), 160);
     insta::assert_snapshot!("card_top_up_down_then_notified", b.transcript(ALICE));
+    b.stop().await;
+}
+
+/// Nobody presses "Check payment" and no notification comes: the service's own reconciliation
+/// (every second here) finds the paid payment, credits it once and tells the user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reconciles_on_its_own() {
+    let yk = FakeYooKassa::start().await;
+    let b = BotTest::with(
+        Setup::default()
+            .no_comfy()
+            .section(&yk.config("trusted_header = \"X-Real-IP\"\nreconcile_interval = \"1s\"")),
+    )
+    .await;
+    b.tg.set_language(ALICE, "en");
+    b.say(ALICE, "/start").await;
+    b.say(ALICE, &b.t("en", "menu-profile")).await;
+    b.press_key(ALICE, "en", "btn-topup").await;
+    b.press(ALICE, "99 ₽").await;
+    let payment = only_payment(&yk);
+    yk.set_status(payment["id"].as_str().unwrap(), "succeeded");
+    // The user is told once the credit is committed.
+    b.tg.wait_for_message(ALICE, |m| m.text.contains("Payment received: +100"))
+        .await;
+    assert_eq!(b.balance(ALICE), 60 + 100);
     b.stop().await;
 }

@@ -486,25 +486,6 @@ async fn a_lost_notification_is_settled_by_reconciliation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_reconciles_on_its_own() {
-    let every_second = format!("{BEHIND_PROXY}\nreconcile_interval = \"1s\"");
-    let shop = open_shop("", &every_second, Clock::System).await;
-    let user = shop.user(7, 0);
-    shop.pays(user).await;
-    // No notification and no event to wait on: poll the balance for a bounded time.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
-    while shop.balance(user) == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not reconciled in 15 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(shop.balance(user), PACK0_POINTS);
-    shop.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_re_read_loses_nothing() {
     let shop = shop("").await;
     let user = shop.user(7, 0);
