@@ -317,7 +317,8 @@ pub async fn run(
     served
 }
 
-/// Deletes photos older than `storage.retention`: at start, then hourly.
+/// Deletes photos and forgets API idempotency keys older than `storage.retention`: at start,
+/// then hourly.
 async fn retention(app: App, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
@@ -329,6 +330,9 @@ async fn retention(app: App, mut stop: tokio::sync::watch::Receiver<bool>) {
             return;
         }
         app.blocking(crate::ops::clean_files).await;
+        if let Err(e) = app.blocking(crate::ops::forget_old_replays).await {
+            tracing::error!(error = %e, "cannot forget old Idempotency-Keys");
+        }
     }
 }
 

@@ -41,7 +41,7 @@ pub use payments::{
 };
 pub use promo::{PromoBatch, PromoView, create_promos, disable_promo, list_promos, redeem_promo};
 pub use reconcile::{ReconcileReport, reconcile};
-pub use replay::{ReplayBegin, replay_abort, replay_begin, replay_finish};
+pub use replay::{ReplayBegin, forget_old_replays, replay_abort, replay_begin, replay_finish};
 pub use retention::{CleanReport, CompactError, CompactReport, clean_files, compact};
 pub use stars::{
     BoxFuture, RefundOutcome, StarTransaction, StarsReport, Telegram, TelegramError, WeeklyNotice,

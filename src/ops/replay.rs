@@ -23,3 +23,16 @@ pub fn replay_finish(app: &App, key: &str, status: u16, body: &[u8]) -> Result<(
 pub fn replay_abort(app: &App, key: &str) -> Result<(), OpsError> {
     Ok(app.store.replay_abort(key)?)
 }
+
+/// Forgets `Idempotency-Key`s older than `storage.retention` (kept as long as the photos).
+pub fn forget_old_replays(app: &App) -> Result<u64, OpsError> {
+    let before = app.now_ms() - app.config.storage.retention.as_millis() as i64;
+    let forgotten = app.store.replays_trim(before)?;
+    if forgotten > 0 {
+        tracing::info!(
+            forgotten,
+            "old Idempotency-Keys forgotten (storage.retention)"
+        );
+    }
+    Ok(forgotten)
+}

@@ -1,9 +1,9 @@
 //! The admin API's `Idempotency-Key` records: the first request with a key reserves it (with a
 //! fingerprint of the request), its success response is stored, and a repeat gets that response
 //! back. The check-and-reserve is one write transaction, so two concurrent requests with the
-//! same key cannot both run.
+//! same key cannot both run. Keys are forgotten after `storage.retention` ([`Store::replays_trim`]).
 
-use redb::ReadableTable;
+use redb::{ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
 use super::tables::API_REPLAYS;
@@ -111,6 +111,22 @@ impl Store {
                 t.remove(key).map_err(db)?;
             }
             Ok(())
+        })
+    }
+
+    /// Forgets every key first used before `before_ms` (answered or abandoned): the table
+    /// would otherwise grow with every POST for ever. Returns how many went.
+    pub fn replays_trim(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.write(|txn| {
+            let mut t = txn.open_table(API_REPLAYS).map_err(db)?;
+            let before = t.len().map_err(db)?;
+            // A record that cannot be read is kept: nothing is dropped on a guess.
+            t.retain(|_, v| match decode::<ApiReplay>(v) {
+                Ok(r) => r.created_ms >= before_ms,
+                Err(_) => true,
+            })
+            .map_err(db)?;
+            Ok(before - t.len().map_err(db)?)
         })
     }
 }

@@ -872,3 +872,75 @@ fn idempotency_keys_are_reserved_once_and_abandoned_ones_are_taken_over() {
         "freed"
     );
 }
+
+/// Through the API: after `storage.retention` (7 days) the service forgets a key. A forgotten
+/// key runs a new request instead of answering 409; a top-up repeated with it is still applied
+/// once (its ledger entry is keyed by it for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_is_new_again_after_the_retention() {
+    let clock = qwenedit::app::Clock::manual(1_796_205_600_000);
+    let t = TestApp::start_with_clock(&[dead()], "", clock.clone()).await;
+    let api = Api::new(&t);
+    let user = t.user(20, 60);
+    let topup = json!({"points": 40, "reason": "ticket 7"});
+    let batch = |points: i64| json!({"points": points, "count": 1, "uses": 1});
+    let first = api
+        .post_keyed("/users/20/topup", "ticket-7", topup.clone())
+        .await;
+    assert_eq!(first.ok()["balance"], 100);
+    api.post_keyed("/promocodes", "batch-1", batch(5))
+        .await
+        .ok();
+
+    clock.advance_ms(6 * 86_400_000);
+    assert_eq!(qwenedit::ops::forget_old_replays(&t.app).unwrap(), 0);
+    api.post_keyed("/promocodes", "batch-1", batch(6))
+        .await
+        .err(409, "idempotency_conflict");
+
+    clock.advance_ms(2 * 86_400_000);
+    assert_eq!(qwenedit::ops::forget_old_replays(&t.app).unwrap(), 2);
+    let made = api.post_keyed("/promocodes", "batch-1", batch(6)).await;
+    assert_eq!(made.ok().as_array().map(Vec::len), Some(1), "a new batch");
+    let again = api.post_keyed("/users/20/topup", "ticket-7", topup).await;
+    assert!(
+        again.headers.get("idempotent-replayed").is_none(),
+        "run anew"
+    );
+    assert_eq!(again.ok()["duplicate"], true);
+    assert_eq!(t.balance(user), 100, "applied once");
+    t.stop().await;
+}
+
+/// Keys are forgotten after `storage.retention`: answered or abandoned, older ones go, newer
+/// ones stay and still replay; a forgotten key can be used for a new request.
+#[test]
+fn idempotency_keys_are_forgotten_after_the_retention() {
+    use qwenedit::store::{ReplayBegin, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let day = 86_400_000;
+    store.replay_begin("old", "POST /a 1", day, 0).unwrap();
+    store.replay_finish("old", 200, b"1").unwrap();
+    store
+        .replay_begin("abandoned", "POST /a 2", day, 0)
+        .unwrap();
+    store.replay_begin("new", "POST /a 3", 8 * day, 0).unwrap();
+    store.replay_finish("new", 200, b"3").unwrap();
+    // Seven days' retention on day 9: what was first used before day 2 goes.
+    assert_eq!(store.replays_trim(2 * day).unwrap(), 2);
+    assert_eq!(store.replays_trim(2 * day).unwrap(), 0);
+    let now = 9 * day;
+    assert_eq!(
+        store.replay_begin("new", "POST /a 3", now, 0).unwrap(),
+        ReplayBegin::Done {
+            status: 200,
+            body: b"3".to_vec()
+        }
+    );
+    assert_eq!(
+        store.replay_begin("old", "POST /b other", now, 0).unwrap(),
+        ReplayBegin::Reserved,
+        "a forgotten key is new again"
+    );
+}

@@ -170,6 +170,7 @@ pub struct IdempotencyKeyHeader {
     /// 1 to 200 visible ASCII characters. The first request with a key runs; a repeat with the
     /// same method, path and body gets the first answer again (header `Idempotent-Replayed:
     /// true`) and changes nothing; a different request with the key is `idempotency_conflict`.
+    /// A key is kept for `storage.retention` (7 days by default).
     #[param(rename = "Idempotency-Key")]
     idempotency_key: Option<String>,
 }
