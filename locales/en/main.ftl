@@ -164,6 +164,16 @@ admin-bad-points = Points must be a whole number from 1 to { $max }.
 admin-unknown-user = User { $user } not found.
 admin-banned = User { $user } is banned.
 admin-unbanned = User { $user } is unbanned.
+admin-user-flags = Admin: { $admin } · unlimited: { $unlimited } · banned: { $banned }
+admin-yes = yes
+admin-no = no
+admin-job = { $job }
+    User { $user } · { $state } · attempts: { $attempts } · price: { points }
+    Backend: { $backend }
+    Error: { $error }
+admin-unknown-job = Job { $job } not found.
+admin-failed = Could not do that: { $reason }
+admin-failed-internal = Could not do that; the details are in the service log.
 broadcast-report = Broadcast finished: delivered { $sent }, failed { $failed }.
 
 topup-title = 💳 Top up

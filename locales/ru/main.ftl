@@ -166,6 +166,16 @@ admin-bad-points = Баллы — целое число от 1 до { $max }.
 admin-unknown-user = Пользователь { $user } не найден.
 admin-banned = Пользователь { $user } заблокирован.
 admin-unbanned = Пользователь { $user } разблокирован.
+admin-user-flags = Админ: { $admin } · безлимит: { $unlimited } · бан: { $banned }
+admin-yes = да
+admin-no = нет
+admin-job = { $job }
+    Пользователь { $user } · { $state } · попыток: { $attempts } · цена: { points }
+    Бэкенд: { $backend }
+    Ошибка: { $error }
+admin-unknown-job = Задача { $job } не найдена.
+admin-failed = Не получилось: { $reason }
+admin-failed-internal = Не получилось; подробности в журнале сервиса.
 broadcast-report = Рассылка завершена: доставлено { $sent }, не доставлено { $failed }.
 
 topup-title = 💳 Пополнение баланса

@@ -45,14 +45,23 @@ pub async fn command(ctx: &Ctx, name: &str, args: &str) {
                     ),
                 ],
             ),
-            Err(e) => e.to_string(),
+            Err(e) => failed(ctx, name, e),
         },
         "user" => match user_arg(0) {
             None => usage("/user <telegram id>"),
             Some(u) => match app.blocking(move |a| ops::user_summary(a, u, 5)).await {
                 Ok(s) => {
+                    let yes_no = |b: bool| ctx.t(if b { "admin-yes" } else { "admin-no" });
+                    let flags = ctx.tr(
+                        "admin-user-flags",
+                        &[
+                            ("admin", yes_no(s.user.admin).as_str().into()),
+                            ("unlimited", yes_no(s.user.unlimited).as_str().into()),
+                            ("banned", yes_no(s.user.banned).as_str().into()),
+                        ],
+                    );
                     let mut text = format!(
-                        "{} {}\n{}\nadmin: {}, unlimited: {}, banned: {}",
+                        "{} {}\n{}\n{flags}",
                         s.user.id,
                         s.user
                             .username
@@ -60,9 +69,6 @@ pub async fn command(ctx: &Ctx, name: &str, args: &str) {
                             .map(|n| format!("@{n}"))
                             .unwrap_or_default(),
                         ctx.points("balance", s.balance),
-                        s.user.admin,
-                        s.user.unlimited,
-                        s.user.banned
                     );
                     for e in &s.ledger {
                         text.push_str(&format!("\n{:+} {}", e.delta, e.reason.as_str()));
@@ -78,7 +84,7 @@ pub async fn command(ctx: &Ctx, name: &str, args: &str) {
                 Err(OpsError::UnknownUser(u)) => {
                     ctx.tr("admin-unknown-user", &[("user", u.get().into())])
                 }
-                Err(e) => e.to_string(),
+                Err(e) => failed(ctx, name, e),
             },
         },
         "topup" => match (user_arg(0), words.get(1).map(|w| Points::parse_positive(w))) {
@@ -102,7 +108,7 @@ pub async fn command(ctx: &Ctx, name: &str, args: &str) {
                     Err(OpsError::UnknownUser(u)) => {
                         ctx.tr("admin-unknown-user", &[("user", u.get().into())])
                     }
-                    Err(e) => e.to_string(),
+                    Err(e) => failed(ctx, name, e),
                 }
             }
             (_, Some(Err(_))) => ctx.tr("admin-bad-points", &[("max", MAX_AMOUNT.into())]),
@@ -124,24 +130,30 @@ pub async fn command(ctx: &Ctx, name: &str, args: &str) {
                     Err(OpsError::UnknownUser(u)) => {
                         ctx.tr("admin-unknown-user", &[("user", u.get().into())])
                     }
-                    Err(e) => e.to_string(),
+                    Err(e) => failed(ctx, name, e),
                 }
             }
         },
         "job" => match words.first().and_then(|w| w.parse::<JobId>().ok()) {
             None => usage("/job <job id>"),
             Some(j) => match app.blocking(move |a| ops::job(a, j)).await {
-                Ok(r) => format!(
-                    "{}\nuser {} · {} · attempts {} · {} points\nbackend: {}\nerror: {}",
-                    r.id,
-                    r.user(),
-                    r.state().as_str(),
-                    r.attempts,
-                    r.price(),
-                    r.backend.as_deref().unwrap_or("-"),
-                    r.last_error.as_deref().unwrap_or("-")
+                Ok(r) => ctx.tr(
+                    "admin-job",
+                    &[
+                        ("job", r.id.to_string().as_str().into()),
+                        ("user", r.user().get().into()),
+                        ("state", r.state().as_str().into()),
+                        ("attempts", i64::from(r.attempts).into()),
+                        ("n", i64::from(r.price().get()).into()),
+                        ("backend", r.backend.as_deref().unwrap_or("-").into()),
+                        ("error", r.last_error.as_deref().unwrap_or("-").into()),
+                    ],
                 ),
-                Err(e) => e.to_string(),
+                Err(OpsError::UnknownJob(j)) => ctx.tr(
+                    "admin-unknown-job",
+                    &[("job", j.to_string().as_str().into())],
+                ),
+                Err(e) => failed(ctx, name, e),
             },
         },
         "refund" => match words.first() {
@@ -161,7 +173,7 @@ pub async fn command(ctx: &Ctx, name: &str, args: &str) {
                         ("balance", o.balance.into()),
                     ],
                 ),
-                Err(e) => e.to_string(),
+                Err(e) => failed(ctx, name, e),
             },
         },
         "broadcast" => {
@@ -174,6 +186,17 @@ pub async fn command(ctx: &Ctx, name: &str, args: &str) {
         _ => return,
     };
     ctx.say(&reply, Markup::None).await;
+}
+
+/// What the admin is told when a command failed: the reason where ops words it for operators
+/// (a bad charge id, Telegram refusing a refund), otherwise only that it failed — storage and
+/// queue errors can name files, so they go to the log alone.
+fn failed(ctx: &Ctx, command: &str, e: OpsError) -> String {
+    tracing::warn!(user = %ctx.user, command, error = %e, "admin command failed");
+    match e {
+        OpsError::Store(_) | OpsError::Queue(_) => ctx.t("admin-failed-internal"),
+        e => ctx.tr("admin-failed", &[("reason", e.to_string().as_str().into())]),
+    }
 }
 
 /// Sends `text` to every user who is not banned, paced under Telegram's limits.

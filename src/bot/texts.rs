@@ -257,6 +257,15 @@ mod tests {
                         ("rub", "279".into()),
                         ("debt", 0.into()),
                         ("email", "ann@example.ru".into()),
+                        ("admin", "no".into()),
+                        ("unlimited", "no".into()),
+                        ("banned", "no".into()),
+                        ("job", "J".into()),
+                        ("state", "queued".into()),
+                        ("attempts", 1.into()),
+                        ("error", "-".into()),
+                        ("backend", "B0".into()),
+                        ("reason", "R".into()),
                     ],
                 );
                 assert!(!text.is_empty(), "{id} ({lang:?}) is empty");

@@ -49,6 +49,8 @@ async fn admin_commands(lang: &str) {
         "/topup 999 10".to_string(),
         format!("/job {job}"),
         "/job 42".to_string(),
+        "/job 01JF0000000000000000000000".to_string(),
+        "/refund no-such-charge".to_string(),
         format!("/ban {BOB}"),
         "/ban 999".to_string(),
         "/broadcast".to_string(),
