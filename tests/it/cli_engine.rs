@@ -182,16 +182,31 @@ listen = "127.0.0.1:0"
             text = text.replace(from, to);
         }
         text = hide_run_ids(&text);
-        // A ComfyUI that is down drops the connection: whether the client sees a reset or an
-        // early close depends on timing, so both read the same.
-        text = text.replace(
-            "Connection reset by peer (os error 104)",
-            "connection closed before message completed",
-        );
+        text = hide_unreachable_reason(&text);
         text.lines()
             .map(|line| hide_free_space(line.trim_end()) + "\n")
             .collect()
     }
+}
+
+/// A ComfyUI that is down drops the connection: whether the client sees a reset, a broken
+/// pipe, an early close or a connection "not ready" depends on timing, so the reason in
+/// `not reachable (<reason>); is … running?` reads `[reason]`.
+fn hide_unreachable_reason(text: &str) -> String {
+    let (open, close) = ("not reachable (", "); is ");
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(open) {
+        let start = i + open.len();
+        let Some(j) = rest[start..].find(close) else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        out.push_str("[reason]");
+        rest = &rest[start + j..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `cli-01KE6Q...` (a ULID per run, in upload and output names) → `cli-[ID]`.
@@ -975,8 +990,7 @@ fn doctor_reports_a_comfyui_that_is_down() {
     let (o, t) = d.run(&cli, 1);
     assert_eq!(
         fail_line(&o.stdout),
-        "FAIL  comfyui http://127.0.0.1:[COMFY]  not reachable (connection closed before message \
-         completed); is ComfyUI running?"
+        "FAIL  comfyui http://127.0.0.1:[COMFY]  not reachable ([reason]); is ComfyUI running?"
     );
     insta::assert_snapshot!("doctor_comfyui_down", hide_preset_count(&t));
 }
