@@ -89,17 +89,29 @@ pub struct WatchStatus {
     pub recent_failures: Vec<(String, String)>,
 }
 
-/// Where the running watcher publishes its status (for `/api/status`).
-#[derive(Clone, Default)]
-pub struct WatchBoard(Arc<Mutex<Option<WatchStatus>>>);
+/// Where the running watcher publishes its status after each scan (for `/api/status`); a
+/// change can be awaited.
+#[derive(Clone)]
+pub struct WatchBoard(Arc<tokio::sync::watch::Sender<Option<WatchStatus>>>);
+
+impl Default for WatchBoard {
+    fn default() -> Self {
+        Self(Arc::new(tokio::sync::watch::Sender::new(None)))
+    }
+}
 
 impl WatchBoard {
     pub fn set(&self, s: WatchStatus) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
+        self.0.send_replace(Some(s));
     }
 
     pub fn get(&self) -> Option<WatchStatus> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0.borrow().clone()
+    }
+
+    /// The status as it changes, from now on.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Option<WatchStatus>> {
+        self.0.subscribe()
     }
 }
 

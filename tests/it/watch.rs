@@ -313,8 +313,8 @@ async fn through_the_running_service_api_the_batch_is_the_same() {
     t.stop().await;
 }
 
-/// The service's own watched folder (`[watch]`), on its timer: the one place here where the
-/// test polls (a file appearing has no event to wait on), with a deadline.
+/// The service's own watched folder (`[watch]`), on its timer: the test waits for the status
+/// the watcher publishes after each scan to count the file done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_watches_its_configured_folder() {
     let comfy = FakeComfy::start().await;
@@ -327,15 +327,13 @@ async fn the_service_watches_its_configured_folder() {
         in_dir.display().to_string()
     );
     let t = TestApp::start(&[comfy.url()], &extra).await;
-    let out = in_dir.join("edited/sky.edited.png");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !out.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no result from the service's watcher"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let mut board = t.app.watch.subscribe();
+    let done = board.wait_for(|s| s.as_ref().is_some_and(|s| s.done >= 1));
+    tokio::time::timeout(std::time::Duration::from_secs(30), done)
+        .await
+        .expect("no result from the service's watcher within 30 s")
+        .unwrap();
+    assert!(in_dir.join("edited/sky.edited.png").exists());
     let status = qwenedit::ops::status(&t.app).unwrap();
     let w = status.watch.expect("the batch is on the status");
     assert!(w.done <= 1 && w.failed == 0, "{w:?}");
@@ -348,18 +346,21 @@ async fn the_service_watches_its_configured_folder() {
     t.stop().await;
 }
 
-/// Polls for a file the `qwenedit watch` process writes (no event crosses the process
-/// boundary), with a deadline.
-fn wait_file(path: &Path, log: &Path) {
+/// Waits (up to 60 s, on the `qwenedit watch` process's JSON log as it comes) for the line
+/// saying `file` was edited and written; `seen` keeps every line for the failure message.
+fn wait_done(log: &std::sync::mpsc::Receiver<String>, seen: &mut Vec<String>, file: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !path.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} never appeared; the watch log:\n{}",
-            path.display(),
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    let done = |line: &String| {
+        serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| {
+            v["fields"]["message"] == "watched file done" && v["fields"]["file"] == file
+        })
+    };
+    while !seen.iter().any(done) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match log.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("{file} was never done; the watch log:\n{}", seen.join("\n")),
+        }
     }
 }
 
@@ -375,7 +376,7 @@ fn terminate(mut child: std::process::Child) -> std::process::ExitStatus {
 /// running service's API, on the same folders — the second run does not redo the first's file.
 #[test]
 fn the_watch_command_runs_alone_and_through_a_running_service() {
-    use crate::support::process::Daemon;
+    use crate::support::process::{Daemon, stderr_lines};
 
     let comfy = FakeComfy::start_in_thread();
     let dir = tempfile::tempdir().unwrap();
@@ -411,20 +412,22 @@ fn the_watch_command_runs_alone_and_through_a_running_service() {
             .env_remove("RUST_LOG")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("watch.log")).unwrap())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap()
     };
 
-    let alone = watch();
-    let log = dir.path().join("watch.log");
-    wait_file(&out_dir.join("first.edited.png"), &log);
+    let mut seen = Vec::new();
+    let mut alone = watch();
+    wait_done(&stderr_lines(&mut alone), &mut seen, "first.png");
+    assert!(out_dir.join("first.edited.png").exists());
     assert!(terminate(alone).success(), "SIGTERM stops it cleanly");
 
     let daemon = Daemon::start(&config);
     std::fs::write(in_dir.join("second.png"), png(30, 30)).unwrap();
-    let through_api = watch();
-    wait_file(&out_dir.join("second.edited.png"), &log);
+    let mut through_api = watch();
+    wait_done(&stderr_lines(&mut through_api), &mut seen, "second.png");
+    assert!(out_dir.join("second.edited.png").exists());
     assert!(terminate(through_api).success());
     assert_eq!(comfy.prompts().len(), 2, "first.png was not edited again");
     let state = std::fs::read_to_string(out_dir.join(".qwenedit-watch.json")).unwrap();

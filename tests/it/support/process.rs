@@ -55,16 +55,7 @@ impl Daemon {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start qwenedit serve");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = stderr_lines(&mut child);
         (child, rx)
     }
 
@@ -154,4 +145,18 @@ pub fn wait_exit(
     // The stderr reader ends at EOF, once the process is gone.
     let lines = logs.iter().collect();
     (status, lines)
+}
+
+/// The lines a child writes to its (piped) stderr, as they come.
+pub fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
