@@ -81,9 +81,6 @@ pub async fn command(ctx: &Ctx, name: &str, args: &str) {
                     }
                     text
                 }
-                Err(OpsError::UnknownUser(u)) => {
-                    ctx.tr("admin-unknown-user", &[("user", u.get().into())])
-                }
                 Err(e) => failed(ctx, name, e),
             },
         },
@@ -105,9 +102,6 @@ pub async fn command(ctx: &Ctx, name: &str, args: &str) {
                             ("balance", o.balance.into()),
                         ],
                     ),
-                    Err(OpsError::UnknownUser(u)) => {
-                        ctx.tr("admin-unknown-user", &[("user", u.get().into())])
-                    }
                     Err(e) => failed(ctx, name, e),
                 }
             }
@@ -127,9 +121,6 @@ pub async fn command(ctx: &Ctx, name: &str, args: &str) {
                         },
                         &[("user", u.get().into())],
                     ),
-                    Err(OpsError::UnknownUser(u)) => {
-                        ctx.tr("admin-unknown-user", &[("user", u.get().into())])
-                    }
                     Err(e) => failed(ctx, name, e),
                 }
             }
@@ -148,10 +139,6 @@ pub async fn command(ctx: &Ctx, name: &str, args: &str) {
                         ("backend", r.backend.as_deref().unwrap_or("-").into()),
                         ("error", r.last_error.as_deref().unwrap_or("-").into()),
                     ],
-                ),
-                Err(OpsError::UnknownJob(j)) => ctx.tr(
-                    "admin-unknown-job",
-                    &[("job", j.to_string().as_str().into())],
                 ),
                 Err(e) => failed(ctx, name, e),
             },
@@ -188,14 +175,24 @@ pub async fn command(ctx: &Ctx, name: &str, args: &str) {
     ctx.say(&reply, Markup::None).await;
 }
 
-/// What the admin is told when a command failed: the reason where ops words it for operators
-/// (a bad charge id, Telegram refusing a refund), otherwise only that it failed — storage and
-/// queue errors can name files, so they go to the log alone.
+/// What the admin is told when a command failed, in one place for every command: an unknown
+/// user or job by name; otherwise the reason where ops words it for operators (a bad charge id,
+/// Telegram refusing a refund), or only that it failed — storage and queue errors can name
+/// files, so they go to the log alone.
 fn failed(ctx: &Ctx, command: &str, e: OpsError) -> String {
-    tracing::warn!(user = %ctx.user, command, error = %e, "admin command failed");
     match e {
-        OpsError::Store(_) | OpsError::Queue(_) => ctx.t("admin-failed-internal"),
-        e => ctx.tr("admin-failed", &[("reason", e.to_string().as_str().into())]),
+        OpsError::UnknownUser(u) => ctx.tr("admin-unknown-user", &[("user", u.get().into())]),
+        OpsError::UnknownJob(j) => ctx.tr(
+            "admin-unknown-job",
+            &[("job", j.to_string().as_str().into())],
+        ),
+        e => {
+            tracing::warn!(user = %ctx.user, command, error = %e, "admin command failed");
+            match e {
+                OpsError::Store(_) | OpsError::Queue(_) => ctx.t("admin-failed-internal"),
+                e => ctx.tr("admin-failed", &[("reason", e.to_string().as_str().into())]),
+            }
+        }
     }
 }
 
